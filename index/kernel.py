@@ -1,0 +1,253 @@
+"""The whitening kernel x̃ = normalise(((x − β·mu) · U · Λ^(−γ/2))[:k]) of Su Jianlin's BERT-whitening.
+
+Only n, Σx and Σxᵀx are kept (float64), so a fit streams over batches, merges across workers and
+re-derives for new β, γ, k without seeing the data again. See ../shared/DESIGN.md §1.
+"""
+
+import os
+from typing import Any, Self
+
+import numpy as np
+
+from index.errors import InvalidHyperparameters, NotEnoughData, NotFitted, StorageError
+from index.storage import atomic_write
+from index.validation import as_matrix, check_real
+
+FORMAT_VERSION = 1
+
+EIGEN_FLOOR = 1e-7
+"""Eigenvalues below EIGEN_FLOOR·λ_max are numerically zero: they count outside the rank and are
+raised to that floor before Λ^(−γ/2), so they cannot explode. float32 vectors carry about 7
+significant digits, so their covariance cannot resolve directions below that relative energy."""
+
+
+class WhiteningKernel:
+    """Rotate, optionally centre (β) and whiten (γ), truncate to k dimensions, L2-normalise.
+
+    Args:
+        beta: how much of the mean to subtract (0: none, 1: centre).
+        gamma: how much to whiten (0: pure rotation, 1: unit variance per component).
+        k: output dimension; None keeps every meaningful component (all d when gamma == 0).
+
+    β=γ=0 is a rotation, so with k=d every cosine is kept; k<d drops the least energetic directions.
+    """
+
+    def __init__(self, beta: float = 0.0, gamma: float = 0.0, k: int | None = None) -> None:
+        self.beta = check_real(beta, "beta")
+        self.gamma = check_real(gamma, "gamma")
+        self.k = _check_k(k)
+        self._eigen_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    # ---- statistics -------------------------------------------------------------------------
+
+    def fit(self, X: Any) -> Self:
+        """Fit on X (n, d), forgetting any earlier statistics."""
+        X = as_matrix(X)
+        if X.shape[0] < 2:
+            raise NotEnoughData(f"fitting needs at least 2 vectors, got {X.shape[0]}")
+        self._reset(X.shape[1])
+        return self.partial_fit(X)
+
+    def partial_fit(self, X: Any) -> Self:
+        """Add a batch to the statistics and re-derive the kernel once at least 2 vectors are seen."""
+        X = as_matrix(X, getattr(self, "n_features_in_", None))
+        if not hasattr(self, "n_features_in_"):
+            self._reset(X.shape[1])
+        X64 = X.astype(np.float64, copy=False)
+        self.n_samples_seen_ += X.shape[0]
+        self.sum_ += X64.sum(axis=0)
+        self.sum_sq_ += X64.T @ X64
+        return self._after_update()
+
+    def merge(self, other: "WhiteningKernel") -> Self:
+        """Add another kernel's statistics to ours (a fit split across workers)."""
+        if not hasattr(other, "n_samples_seen_"):
+            raise NotFitted("the kernel to merge has no statistics: call fit or partial_fit on it")
+        if not hasattr(self, "n_features_in_"):
+            self._reset(other.n_features_in_)
+        if other.n_features_in_ != self.n_features_in_:
+            raise InvalidHyperparameters(
+                f"cannot merge statistics of dimension {other.n_features_in_} "
+                f"into a kernel of dimension {self.n_features_in_}"
+            )
+        self.n_samples_seen_ += other.n_samples_seen_
+        self.sum_ += other.sum_
+        self.sum_sq_ += other.sum_sq_
+        return self._after_update()
+
+    def refit(
+        self, beta: float | None = None, gamma: float | None = None, k: int | None = None
+    ) -> Self:
+        """Re-derive the kernel for new hyperparameters from the kept statistics (None keeps one)."""
+        self._check_fitted()
+        new_beta = self.beta if beta is None else check_real(beta, "beta")
+        new_gamma = self.gamma if gamma is None else check_real(gamma, "gamma")
+        new_k = self.k if k is None else _check_k(k)
+        self._derive(new_beta, new_gamma, new_k)
+        self.beta, self.gamma, self.k = new_beta, new_gamma, new_k
+        return self
+
+    # ---- transform --------------------------------------------------------------------------
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Map raw vectors (n, d) to L2-normalised float32 kernel vectors (n, k)."""
+        self._check_fitted()
+        X = as_matrix(X, self.n_features_in_).astype(np.float32, copy=False)
+        Y = X @ self._weights
+        Y -= self._offset
+        norms = np.linalg.norm(Y, axis=1, keepdims=True)
+        np.divide(Y, norms, out=Y, where=norms > 0)
+        return Y
+
+    def fit_transform(self, X: Any) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "components_")
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write hyperparameters, statistics and the derived kernel to an .npz, atomically.
+
+        The derived kernel is stored, not recomputed on load, so a collection's index and its
+        queries always go through bit-identical weights, whatever BLAS the loading machine has.
+        """
+        self._check_fitted()
+        with atomic_write(path) as handle:
+            np.savez(
+                handle,
+                format_version=FORMAT_VERSION,
+                beta=self.beta,
+                gamma=self.gamma,
+                k=-1 if self.k is None else self.k,
+                n_samples_seen=self.n_samples_seen_,
+                sum=self.sum_,
+                sum_sq=self.sum_sq_,
+                mean=self.mean_,
+                eigenvalues=self.eigenvalues_,
+                components=self.components_,
+                scale=self.scale_,
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "WhiteningKernel":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fields = {name: data[name] for name in data.files}
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # numpy raises many kinds for a damaged file
+            raise StorageError(f"kernel file {path} is unreadable: {exc}") from exc
+        version = int(fields.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise StorageError(
+                f"kernel file {path} has format version {version}; this version of "
+                f"whitened-search reads version {FORMAT_VERSION}"
+            )
+        try:
+            k = int(fields["k"])
+            kernel = cls(float(fields["beta"]), float(fields["gamma"]), None if k < 0 else k)
+            kernel._reset(fields["sum"].shape[0])
+            kernel.n_samples_seen_ = int(fields["n_samples_seen"])
+            kernel.sum_ = fields["sum"]
+            kernel.sum_sq_ = fields["sum_sq"]
+            kernel._set_derived(
+                kernel.beta,
+                fields["mean"], fields["eigenvalues"], fields["components"], fields["scale"]
+            )
+        except (KeyError, ValueError) as exc:
+            raise StorageError(f"kernel file {path} is incomplete or damaged: {exc}") from exc
+        return kernel
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _reset(self, d: int) -> None:
+        self.n_features_in_ = d
+        self.n_samples_seen_ = 0
+        self.sum_ = np.zeros(d)
+        self.sum_sq_ = np.zeros((d, d))
+        self._eigen_cache.clear()
+        for name in ("mean_", "eigenvalues_", "components_", "scale_", "rank_", "k_"):
+            self.__dict__.pop(name, None)
+
+    def _after_update(self) -> Self:
+        self._eigen_cache.clear()
+        if self.n_samples_seen_ >= 2:
+            self._derive(self.beta, self.gamma, self.k)
+        return self
+
+    def _eigen(self, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (descending) and eigenvectors of Σ_β = S/n − (2β − β²)·muᵀmu, cached per β."""
+        if beta not in self._eigen_cache:
+            n = self.n_samples_seen_
+            mean = self.sum_ / n
+            sigma = self.sum_sq_ / n - (2 * beta - beta**2) * np.outer(mean, mean)
+            values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+            values, vectors = values[::-1], vectors[:, ::-1]
+            # A deterministic sign per axis: its largest entry is positive.
+            pivots = np.abs(vectors).argmax(axis=0)
+            vectors = vectors * np.sign(vectors[pivots, np.arange(vectors.shape[1])])
+            self._eigen_cache[beta] = (values, vectors)
+        return self._eigen_cache[beta]
+
+    def _derive(self, beta: float, gamma: float, k: int | None) -> None:
+        d = self.n_features_in_
+        values, vectors = self._eigen(beta)
+        floor = EIGEN_FLOOR * max(float(values[0]), np.finfo(np.float64).tiny)
+        rank = int((values > floor).sum())
+        if k is not None and k > d:
+            raise InvalidHyperparameters(f"k={k} is larger than the vector dimension d={d}")
+        if gamma == 0:
+            k_eff = d if k is None else k
+        else:
+            if k is not None and k > rank:
+                raise InvalidHyperparameters(
+                    f"k={k} exceeds the {rank} meaningful components of the fitted vectors "
+                    f"(eigenvalues below {EIGEN_FLOOR:g}·λ_max are numerically zero); with "
+                    f"gamma={gamma:g} they would be amplified noise. Use k ≤ {rank}, or gamma=0"
+                )
+            k_eff = rank if k is None else k
+        if k_eff < 1:
+            raise NotEnoughData("the fitted vectors have no variance: fit on distinct vectors")
+        scale = np.maximum(values[:k_eff], floor) ** (-gamma / 2)
+        self._set_derived(
+            beta, self.sum_ / self.n_samples_seen_, values, vectors[:, :k_eff].T.copy(), scale
+        )
+
+    def _set_derived(
+        self,
+        beta: float,
+        mean: np.ndarray,
+        values: np.ndarray,
+        components: np.ndarray,
+        scale: np.ndarray,
+    ) -> None:
+        self.mean_ = mean
+        self.eigenvalues_ = values
+        self.components_ = components
+        self.scale_ = scale
+        self.k_ = components.shape[0]
+        floor = EIGEN_FLOOR * max(float(values[0]), np.finfo(np.float64).tiny)
+        self.rank_ = int((values > floor).sum())
+        energy = np.cumsum(np.clip(values, 0, None))
+        self.explained_energy_ = energy / energy[-1] if energy[-1] > 0 else energy
+        weights = components.T * scale
+        self._weights = weights.astype(np.float32)
+        self._offset = ((beta * mean) @ weights).astype(np.float32)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFitted("the kernel is not fitted: call fit (at least 2 vectors) first")
+
+    def __repr__(self) -> str:
+        return f"WhiteningKernel(beta={self.beta:g}, gamma={self.gamma:g}, k={self.k})"
+
+
+def _check_k(k: Any) -> int | None:
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InvalidHyperparameters(f"k must be a positive integer or None, got {k!r}")
+    return int(k)

@@ -1,0 +1,61 @@
+"""Checks shared by the kernel, the index and the collection, with messages that say what to fix."""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from index.errors import InvalidHyperparameters, InvalidTexts, InvalidVectors
+
+
+def as_matrix(X: Any, dim: int | None = None, name: str = "X") -> np.ndarray:
+    """Return `X` as a finite 2-D float array of `dim` columns, or raise InvalidVectors."""
+    try:
+        array = np.asarray(X, dtype=np.float64 if _is_float64(X) else np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVectors(f"{name} must be a 2-D array of numbers: {exc}") from exc
+    if array.ndim != 2:
+        raise InvalidVectors(
+            f"{name} must be 2-D (n_vectors, dimension), got shape {array.shape}; "
+            "wrap a single vector as [vector]"
+        )
+    if dim is not None and array.shape[1] != dim:
+        raise InvalidVectors(
+            f"{name} has dimension {array.shape[1]} but {dim} is expected: "
+            "use vectors from the same model the kernel or collection was built with"
+        )
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise InvalidVectors(f"{name} has {bad} vector(s) with NaN or infinite values; drop them")
+    return array
+
+
+def _is_float64(X: Any) -> bool:
+    return isinstance(X, np.ndarray) and X.dtype == np.float64
+
+
+def check_texts(texts: Sequence[Any]) -> list[str]:
+    """Return `texts` as a list of non-empty strings, or raise InvalidTexts naming the first bad one."""
+    if isinstance(texts, str):
+        raise InvalidTexts("texts must be a list of strings, not one string: wrap it as [text]")
+    texts = list(texts)
+    if not texts:
+        raise InvalidTexts("no texts given: pass at least one non-empty string")
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidTexts(
+                f"text at position {position} is {type(text).__name__}, not a string"
+            )
+        if not text.strip():
+            raise InvalidTexts(f"text at position {position} is empty or only whitespace")
+    return texts
+
+
+def check_real(value: Any, name: str) -> float:
+    """Return `value` as a finite float, or raise InvalidHyperparameters."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise InvalidHyperparameters(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise InvalidHyperparameters(f"{name} must be finite, got {value!r}")
+    return float(value)

@@ -1,4 +1,4 @@
-"""The whitening kernel x̃ = normalise(((x − β·mu) · U · Λ^(−γ/2))[:k]) of Su Jianlin's BERT-whitening.
+"""The whitening kernel x̃ = normalise(((x − β·mu) · U · Λ^(−γ/2))[:k]) (BERT-whitening).
 
 Only n, Σx and Σxᵀx are kept (float64), so a fit streams over batches, merges across workers and
 re-derives for new β, γ, k without seeing the data again. See ../shared/DESIGN.md §1.
@@ -49,7 +49,7 @@ class WhiteningKernel:
         return self.partial_fit(X)
 
     def partial_fit(self, X: Any) -> Self:
-        """Add a batch to the statistics and re-derive the kernel once at least 2 vectors are seen."""
+        """Add a batch to the statistics; re-derive the kernel once 2 or more vectors are seen."""
         X = as_matrix(X, getattr(self, "n_features_in_", None))
         if not hasattr(self, "n_features_in_"):
             self._reset(X.shape[1])
@@ -78,7 +78,7 @@ class WhiteningKernel:
     def refit(
         self, beta: float | None = None, gamma: float | None = None, k: int | None = None
     ) -> Self:
-        """Re-derive the kernel for new hyperparameters from the kept statistics (None keeps one)."""
+        """Re-derive the kernel for new hyperparameters from the kept statistics (None: keep)."""
         self._check_fitted()
         new_beta = self.beta if beta is None else check_real(beta, "beta")
         new_gamma = self.gamma if gamma is None else check_real(gamma, "gamma")
@@ -155,7 +155,10 @@ class WhiteningKernel:
             kernel.sum_sq_ = fields["sum_sq"]
             kernel._set_derived(
                 kernel.beta,
-                fields["mean"], fields["eigenvalues"], fields["components"], fields["scale"]
+                fields["mean"],
+                fields["eigenvalues"],
+                fields["components"],
+                fields["scale"],
             )
         except (KeyError, ValueError) as exc:
             raise StorageError(f"kernel file {path} is incomplete or damaged: {exc}") from exc
@@ -179,7 +182,7 @@ class WhiteningKernel:
         return self
 
     def _eigen(self, beta: float) -> tuple[np.ndarray, np.ndarray]:
-        """Eigenvalues (descending) and eigenvectors of Σ_β = S/n − (2β − β²)·muᵀmu, cached per β."""
+        """Eigenpairs (descending) of Σ_β = S/n − (2β − β²)·muᵀmu, cached per β."""
         if beta not in self._eigen_cache:
             n = self.n_samples_seen_
             mean = self.sum_ / n

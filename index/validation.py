@@ -36,7 +36,7 @@ def _is_float64(X: Any) -> bool:
 
 
 def check_texts(texts: Sequence[Any]) -> list[str]:
-    """Return `texts` as a list of non-empty strings, or raise InvalidTexts naming the first bad one."""
+    """Return `texts` as a list of non-empty strings, or raise InvalidTexts naming a bad one."""
     if isinstance(texts, str):
         raise InvalidTexts("texts must be a list of strings, not one string: wrap it as [text]")
     texts = list(texts)

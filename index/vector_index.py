@@ -37,9 +37,7 @@ class VectorIndex:
         self._index = faiss.IndexIDMap2(_factory(dim, self.spec))
 
     @classmethod
-    def build(
-        cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray
-    ) -> "VectorIndex":
+    def build(cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray) -> "VectorIndex":
         """A new index holding `vectors` under `ids`, trained on them when the spec needs it."""
         index = cls(dim, spec)
         index.add(vectors, ids)
@@ -54,6 +52,13 @@ class VectorIndex:
         """False for graph indexes (HNSW, NSG): removing from them means building anew."""
         inner = faiss.downcast_index(self._index.index)
         return not isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
+
+    @property
+    def bytes_per_vector(self) -> float | None:
+        """Memory per vector as FAISS serialises the index: codes, graph links, ids, codebooks."""
+        if self.ntotal == 0:
+            return None
+        return len(faiss.serialize_index(self._index)) / self.ntotal
 
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)

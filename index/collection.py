@@ -1,0 +1,382 @@
+"""A collection: documents, raw vectors, a whitening kernel and a FAISS index in one directory.
+
+Layout:
+    manifest.json        format version, model id, d, settings (β, γ, k, index spec), snapshot name
+    documents.sqlite     id, text, metadata and raw vector of each document (the source of truth)
+    snapshots/NAME/      kernel.npz and index.faiss, replaced as a whole by a manifest switch
+
+A write stores documents in one SQLite transaction, then updates the in-memory index. The index
+is saved by `fit` and `checkpoint`; on open it is reconciled with the documents (rows added since
+the snapshot are transformed and added, rows deleted since are removed), so a crash at any moment
+loses nothing that a write returned for and never shows half a write.
+"""
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.documents import Document, DocumentStore, StoredDocument, prepare
+from index.encoder import Encoder
+from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
+from index.kernel import WhiteningKernel
+from index.snapshots import (
+    Manifest,
+    Settings,
+    now,
+    read_snapshot,
+    remove_stale_snapshots,
+    write_snapshot,
+)
+from index.validation import as_matrix
+from index.vector_index import VectorIndex
+
+DOCUMENTS_FILE = "documents.sqlite"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did; `fitted` says whether it (re)fitted the kernel."""
+
+    added: int
+    replaced: int
+    fitted: bool
+    encode_seconds: float
+    index_seconds: float
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The kernel and index that answer queries; replaced as a pair, never edited apart."""
+
+    kernel: WhiteningKernel
+    index: VectorIndex
+
+
+class Collection:
+    """One collection directory. Many readers; writers are serialised; readers see a write's
+    documents once its index update is in, and a refit only when it is complete."""
+
+    def __init__(self, path: str | Path, encoder: Encoder | None = None) -> None:
+        self.path = Path(path)
+        self.encoder = encoder
+        self.manifest = Manifest.load(self.path)
+        if encoder is not None and encoder.model_id != self.manifest.model_id:
+            raise ModelMismatch(
+                f"collection {self.name} was written by model {self.manifest.model_id!r}; "
+                f"it cannot be opened with {encoder.model_id!r} (their vectors do not compare). "
+                "Open it with its own model, or create a new collection"
+            )
+        self._store = DocumentStore(self.path / DOCUMENTS_FILE, self.manifest.dimension)
+        self._write_lock = threading.RLock()
+        self._index_lock = threading.Lock()
+        self._fitted: _Fitted | None = None
+        with self._write_lock:
+            self._recover()
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model_id: str,
+        dimension: int,
+        settings: Settings | None = None,
+        encoder: Encoder | None = None,
+    ) -> "Collection":
+        """Create an empty collection at `path` (which must not exist) and open it."""
+        cls.initialise(path, model_id, dimension, settings)
+        return cls(path, encoder)
+
+    @staticmethod
+    def initialise(
+        path: str | Path, model_id: str, dimension: int, settings: Settings | None = None
+    ) -> None:
+        """Write the manifest of an empty collection into a new directory `path`."""
+        path = Path(path)
+        settings = settings or Settings()
+        if settings.k is not None and settings.k > dimension:
+            raise InvalidInput(f"k={settings.k} is larger than the model dimension d={dimension}")
+        VectorIndex(settings.k or dimension, settings.index_spec)  # reject a bad spec now
+        path.mkdir(parents=True)
+        Manifest(model_id=model_id, dimension=dimension, settings=settings).save(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def kernel(self) -> WhiteningKernel | None:
+        fitted = self._fitted
+        return None if fitted is None else fitted.kernel
+
+    @property
+    def index(self) -> VectorIndex | None:
+        fitted = self._fitted
+        return None if fitted is None else fitted.index
+
+    def count(self) -> int:
+        return self._store.count()
+
+    def close(self) -> None:
+        self._store.close()
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def add(
+        self, documents: Sequence[Document], upsert: bool = False, fit: bool = True
+    ) -> WriteResult:
+        """Encode and store documents (an existing id is a Conflict unless `upsert`).
+
+        With `fit`, a collection without a kernel fits one on all its documents (β, γ, k of its
+        settings) once it holds at least 2; later documents go through that frozen kernel.
+        """
+        documents = prepare(documents)
+        started = time.perf_counter()
+        vectors = self._require_encoder().encode([d.text for d in documents])
+        encoded = time.perf_counter()
+        return self._write(documents, vectors, upsert, fit, encoded - started)
+
+    def add_vectors(
+        self,
+        documents: Sequence[Document],
+        vectors: Any,
+        upsert: bool = False,
+        fit: bool = True,
+    ) -> WriteResult:
+        """`add` for documents whose raw vectors were computed already, by the same model."""
+        documents = prepare(documents)
+        vectors = as_matrix(vectors, self.manifest.dimension, "vectors")
+        if len(vectors) != len(documents):
+            raise InvalidVectors(f"{len(documents)} documents but {len(vectors)} vectors")
+        return self._write(documents, vectors, upsert, fit, 0.0)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id: all of them, or none if any id is unknown (NotFound)."""
+        ids = _check_ids(ids)
+        with self._write_lock:
+            rows = self._store.delete(ids)
+            self._remove_rows(rows)
+        return len(rows)
+
+    def fit(
+        self,
+        beta: float | None = None,
+        gamma: float | None = None,
+        k: int | None = None,
+        index_spec: str | None = None,
+    ) -> WriteResult:
+        """Refit the kernel and rebuild the index from the stored raw vectors (no re-encoding).
+
+        Arguments left None keep the collection's settings. Queries go on against the old
+        kernel and index until the new pair is saved, then switch to it at once.
+        """
+        started = time.perf_counter()
+        with self._write_lock:
+            settings = self.manifest.settings.updated(
+                beta=beta, gamma=gamma, k=k, index_spec=index_spec
+            )
+            self._fit_all(settings)
+        return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
+
+    def checkpoint(self) -> None:
+        """Save the index as it is now, so the next open has nothing to reconcile."""
+        with self._write_lock:
+            fitted = self._fitted
+            if fitted is not None:
+                with self._index_lock:
+                    self._switch(self.manifest, fitted)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def search(
+        self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
+    ) -> list[list[Hit]]:
+        """Nearest documents by cosine in kernel space, best first, one list per text."""
+        return self.search_vectors(self._require_encoder().encode(texts), top_k, where)
+
+    def search_vectors(
+        self, vectors: Any, top_k: int = 10, where: Mapping[str, Any] | None = None
+    ) -> list[list[Hit]]:
+        """`search` for raw query vectors of the collection's model."""
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+        fitted = self._require_fitted()
+        queries = fitted.kernel.transform(as_matrix(vectors, self.manifest.dimension, "vectors"))
+        allowed = None if where is None else self._store.matching(where)
+        with self._index_lock:
+            scores, rows = fitted.index.search(queries, top_k, allowed)
+        documents = self._store.by_rows(rows[rows >= 0].tolist())
+        return [
+            [
+                Hit(doc.id, float(score), doc.text, doc.metadata)
+                for score, row in zip(query_scores, query_rows, strict=True)
+                if (doc := documents.get(int(row))) is not None
+            ]
+            for query_scores, query_rows in zip(scores, rows, strict=True)
+        ]
+
+    def transform(self, vectors: Any) -> np.ndarray:
+        """Raw vectors of this collection's model through its kernel."""
+        return self._require_fitted().kernel.transform(vectors)
+
+    def get(self, ids: Sequence[str]) -> list[StoredDocument]:
+        return self._store.get(_check_ids(ids))
+
+    def documents(self, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
+        return self._store.page(offset, limit)
+
+    def raw_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and raw vectors of all documents (for tuning and reports)."""
+        return self._store.vectors()
+
+    def describe(self) -> dict[str, Any]:
+        fitted = self._fitted
+        settings = self.manifest.settings
+        info: dict[str, Any] = {
+            "name": self.name,
+            "model_id": self.manifest.model_id,
+            "dimension": self.manifest.dimension,
+            "count": self.count(),
+            "settings": {
+                "beta": settings.beta,
+                "gamma": settings.gamma,
+                "k": settings.k,
+                "index_spec": settings.index_spec,
+            },
+            "fitted": fitted is not None,
+            "fitted_at": self.manifest.fitted_at,
+            "created_at": self.manifest.created_at,
+            "raw_bytes_per_vector": 4 * self.manifest.dimension,
+        }
+        if fitted is not None:
+            k = fitted.kernel.k_
+            info |= {
+                "k": k,
+                "indexed": fitted.index.ntotal,
+                "explained_energy": float(fitted.kernel.explained_energy_[k - 1]),
+                "rank": fitted.kernel.rank_,
+            }
+            with self._index_lock:
+                info["index_bytes_per_vector"] = fitted.index.bytes_per_vector
+        return info
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _write(
+        self,
+        documents: list[Document],
+        vectors: np.ndarray,
+        upsert: bool,
+        fit: bool,
+        encode_seconds: float,
+    ) -> WriteResult:
+        started = time.perf_counter()
+        with self._write_lock:
+            new_rows, old_rows = self._store.write(documents, vectors, replace=upsert)
+            fitted = self._fitted
+            if fitted is not None:
+                self._remove_rows(old_rows)
+                with self._index_lock:
+                    fitted.index.add(fitted.kernel.transform(vectors), new_rows)
+            elif fit and self.count() >= 2:
+                self._fit_all(self.manifest.settings)
+        return WriteResult(
+            added=len(new_rows),
+            replaced=len(old_rows),
+            fitted=fitted is None and self._fitted is not None,
+            encode_seconds=encode_seconds,
+            index_seconds=time.perf_counter() - started,
+        )
+
+    def _remove_rows(self, rows: np.ndarray) -> None:
+        fitted = self._fitted
+        if fitted is None or not len(rows):
+            return
+        if fitted.index.supports_remove:
+            with self._index_lock:
+                fitted.index.remove(rows)
+            return
+        rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
+        with self._index_lock:
+            self._fitted = _Fitted(fitted.kernel, rebuilt)
+
+    def _fit_all(self, settings: Settings) -> None:
+        """Fit a kernel on every stored vector, build its index, save both, then switch."""
+        rows, vectors = self._store.vectors()
+        kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).fit(vectors)
+        index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
+        self._switch(
+            replace(self.manifest, settings=settings, fitted_at=now()), _Fitted(kernel, index)
+        )
+
+    def _build_index(self, kernel: WhiteningKernel, spec: str) -> VectorIndex:
+        rows, vectors = self._store.vectors()
+        return VectorIndex.build(kernel.k_, spec, kernel.transform(vectors), rows)
+
+    def _switch(self, manifest: Manifest, fitted: _Fitted) -> None:
+        """Save `fitted` as a snapshot, point the manifest at it, then serve it."""
+        snapshot = write_snapshot(self.path, fitted.kernel, fitted.index)
+        manifest = replace(manifest, snapshot=snapshot)
+        manifest.save(self.path)
+        self.manifest = manifest
+        self._fitted = fitted
+        remove_stale_snapshots(self.path, keep=snapshot)
+
+    def _recover(self) -> None:
+        """Load the snapshot and bring its index in line with the documents."""
+        remove_stale_snapshots(self.path, keep=self.manifest.snapshot)
+        if self.manifest.snapshot is None:
+            if self.count() >= 2:
+                self._fit_all(self.manifest.settings)
+            return
+        kernel, index = read_snapshot(self.path, self.manifest)
+        fitted = _Fitted(kernel, index)
+        rows = self._store.rows()
+        indexed = index.ids()
+        stale = np.setdiff1d(indexed, rows)
+        missing = np.setdiff1d(rows, indexed)
+        self._fitted = fitted
+        if len(stale):
+            self._remove_rows(stale)
+        if len(missing):
+            missing_rows, vectors = self._store.vectors(missing)
+            self._fitted.index.add(kernel.transform(vectors), missing_rows)
+        if len(stale) or len(missing):
+            self.checkpoint()
+
+    def _require_encoder(self) -> Encoder:
+        if self.encoder is None:
+            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
+        return self.encoder
+
+    def _require_fitted(self) -> _Fitted:
+        fitted = self._fitted
+        if fitted is None:
+            raise NotFitted(
+                f"collection {self.name} has no kernel yet: add at least 2 documents, or fit it"
+            )
+        return fitted
+
+
+def _check_ids(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InvalidInput("ids must be a list of strings, not one string: wrap it as [id]")
+    ids = list(ids)
+    if not ids or not all(isinstance(doc_id, str) for doc_id in ids):
+        raise InvalidInput("ids must be a non-empty list of strings")
+    return ids
+
+
+__all__ = ["Collection", "Document", "Hit", "Settings", "StorageError", "WriteResult"]

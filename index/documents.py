@@ -1,0 +1,284 @@
+"""The document store: id, text, metadata and raw vector of every document, in one SQLite file.
+
+It is the collection's source of truth. Each write is one transaction, so a crash keeps it
+whole; the FAISS index is derived from it and reconciled with it on open. Internal row numbers
+are FAISS ids: AUTOINCREMENT never reuses them, so a stale index can always be told apart.
+"""
+
+import json
+import math
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.errors import Conflict, InvalidInput, NotFound, StorageError
+from index.validation import check_texts
+
+MAX_ID_LENGTH = 256
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as callers give it: `id` None gets a generated one."""
+
+    text: str
+    id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    row: int
+
+
+class DocumentStore:
+    """SQLite in WAL mode: readers (one connection per thread) never wait for the writer."""
+
+    def __init__(self, path: str | Path, dimension: int) -> None:
+        self.path = Path(path)
+        self.dimension = dimension
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        with self._connection() as connection:
+            connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ---- writes (callers serialise them) ----------------------------------------------------
+
+    def write(
+        self, documents: Sequence[Document], vectors: np.ndarray, replace: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Insert documents with their raw vectors in one transaction.
+
+        Returns the new rows and the rows they replaced (an id that exists is a Conflict unless
+        `replace`, in which case its old row is deleted in the same transaction).
+        """
+        ids = [document.id for document in documents]
+        records = [
+            (doc_id, document.text, _dump_metadata(document.metadata), vector.tobytes())
+            for doc_id, document, vector in zip(ids, documents, vectors.astype("<f4"), strict=True)
+        ]
+        connection = self._connection()
+        try:
+            with connection:
+                existing = self._rows_of(connection, ids)
+                if existing and not replace:
+                    shown = ", ".join(sorted(existing)[:5])
+                    raise Conflict(
+                        f"{len(existing)} document id(s) already exist ({shown}): "
+                        "upsert to replace them, or give new ids"
+                    )
+                old_rows = np.fromiter(existing.values(), np.int64, len(existing))
+                connection.executemany(
+                    "DELETE FROM documents WHERE row = ?", [(int(r),) for r in old_rows]
+                )
+                new_rows = [
+                    connection.execute(
+                        "INSERT INTO documents (id, text, metadata, vector) VALUES (?, ?, ?, ?)",
+                        record,
+                    ).lastrowid
+                    for record in records
+                ]
+        except sqlite3.Error as exc:
+            raise StorageError(f"could not store documents in {self.path}: {exc}") from exc
+        return np.asarray(new_rows, np.int64), old_rows
+
+    def delete(self, ids: Sequence[str]) -> np.ndarray:
+        """Delete all `ids` in one transaction, or none if any is unknown; returns their rows."""
+        connection = self._connection()
+        try:
+            with connection:
+                rows = self._rows_of(connection, ids)
+                missing = [doc_id for doc_id in ids if doc_id not in rows]
+                if missing:
+                    raise NotFound(f"unknown document id(s): {', '.join(missing[:5])}")
+                connection.executemany(
+                    "DELETE FROM documents WHERE row = ?", [(row,) for row in rows.values()]
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"could not delete documents in {self.path}: {exc}") from exc
+        return np.fromiter(rows.values(), np.int64, len(rows))
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self._connection().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def rows(self) -> np.ndarray:
+        cursor = self._connection().execute("SELECT row FROM documents ORDER BY row")
+        return np.fromiter((row for (row,) in cursor), np.int64)
+
+    def vectors(self, rows: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and raw vectors (n, d) of `rows` (all documents when None), in row order."""
+        connection = self._connection()
+        if rows is None:
+            cursor = connection.execute("SELECT row, vector FROM documents ORDER BY row")
+            found = cursor.fetchall()
+        else:
+            found = self._select_rows(connection, "row, vector", rows)
+            found.sort()
+        out_rows = np.fromiter((row for row, _ in found), np.int64, len(found))
+        blob = b"".join(vector for _, vector in found)
+        matrix = np.frombuffer(blob, dtype="<f4").reshape(len(found), self.dimension)
+        return out_rows, matrix.astype(np.float32)
+
+    def get(self, ids: Sequence[str]) -> list[StoredDocument]:
+        """Documents by id, in the order asked; NotFound names the unknown ones."""
+        connection = self._connection()
+        placeholders = ",".join("?" * len(ids))
+        found = {
+            record[0]: _stored(record)
+            for record in connection.execute(
+                f"SELECT id, text, metadata, row FROM documents WHERE id IN ({placeholders})",
+                list(ids),
+            )
+        }
+        missing = [doc_id for doc_id in ids if doc_id not in found]
+        if missing:
+            raise NotFound(f"unknown document id(s): {', '.join(missing[:5])}")
+        return [found[doc_id] for doc_id in ids]
+
+    def by_rows(self, rows: Iterable[int]) -> dict[int, StoredDocument]:
+        """Documents by row; rows deleted meanwhile are simply absent."""
+        found = self._select_rows(self._connection(), "id, text, metadata, row", rows)
+        return {record[3]: _stored(record) for record in found}
+
+    def matching(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Rows whose metadata equals every key/value of `where`."""
+        clauses, params = [], []
+        for key, value in where.items():
+            clauses.append("json_extract(metadata, ?) = ?")
+            params += [_json_path(key), _filter_value(key, value)]
+        sql = "SELECT row FROM documents WHERE " + " AND ".join(clauses or ["1"])
+        cursor = self._connection().execute(sql, params)
+        return np.fromiter((row for (row,) in cursor), np.int64)
+
+    def page(self, offset: int, limit: int) -> list[StoredDocument]:
+        cursor = self._connection().execute(
+            "SELECT id, text, metadata, row FROM documents ORDER BY row LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [_stored(record) for record in cursor]
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot open document store {self.path}: {exc}") from exc
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    @staticmethod
+    def _rows_of(connection: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            placeholders = ",".join("?" * len(chunk))
+            found.update(
+                connection.execute(
+                    f"SELECT id, row FROM documents WHERE id IN ({placeholders})", chunk
+                ).fetchall()
+            )
+        return found
+
+    @staticmethod
+    def _select_rows(
+        connection: sqlite3.Connection, columns: str, rows: Iterable[int]
+    ) -> list[tuple[Any, ...]]:
+        rows = [int(row) for row in rows]
+        found: list[tuple[Any, ...]] = []
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            placeholders = ",".join("?" * len(chunk))
+            found += connection.execute(
+                f"SELECT {columns} FROM documents WHERE row IN ({placeholders})", chunk
+            ).fetchall()
+        return found
+
+
+def prepare(documents: Sequence[Document]) -> list[Document]:
+    """Check texts, ids and metadata of a batch; give a fresh id to documents without one."""
+    if not documents:
+        raise InvalidInput("no documents given: pass at least one")
+    check_texts([document.text for document in documents])
+    prepared = []
+    for position, document in enumerate(documents):
+        doc_id = uuid.uuid4().hex if document.id is None else document.id
+        if not isinstance(doc_id, str) or not doc_id or len(doc_id) > MAX_ID_LENGTH:
+            raise InvalidInput(
+                f"document at position {position}: id must be a string of 1 to "
+                f"{MAX_ID_LENGTH} characters, got {doc_id!r}"
+            )
+        if not isinstance(document.metadata, Mapping):
+            raise InvalidInput(f"document at position {position}: metadata must be an object")
+        _dump_metadata(document.metadata, position)
+        prepared.append(Document(document.text, doc_id, dict(document.metadata)))
+    ids = [document.id for document in prepared]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({doc_id for doc_id in ids if ids.count(doc_id) > 1})[:5]
+        raise InvalidInput(f"document ids repeat within the batch: {', '.join(repeated)}")
+    return prepared
+
+
+def _dump_metadata(metadata: Mapping[str, Any], position: int | None = None) -> str:
+    try:
+        return json.dumps(dict(metadata), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        where = "" if position is None else f"document at position {position}: "
+        raise InvalidInput(
+            f"{where}metadata must be JSON (strings, finite numbers, lists, objects): {exc}"
+        ) from exc
+
+
+def _stored(record: tuple[Any, ...]) -> StoredDocument:
+    doc_id, text, metadata, row = record
+    return StoredDocument(id=doc_id, text=text, metadata=json.loads(metadata), row=int(row))
+
+
+def _json_path(key: str) -> str:
+    if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+        raise InvalidInput(f"filter key {key!r} must be a non-empty string without quotes")
+    return f'$."{key}"'
+
+
+def _filter_value(key: str, value: Any) -> str | int | float:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise InvalidInput(
+        f"filter value of {key!r} must be a string, a finite number or a boolean, got {value!r}"
+    )

@@ -1,0 +1,132 @@
+"""A collection's manifest and its snapshots (kernel + FAISS index), switched by one rename.
+
+A snapshot is written into a fresh directory, then the manifest is replaced atomically to point
+at it, then older snapshots are removed. A crash at any moment leaves the old manifest with its
+complete snapshot, or the new manifest with its complete snapshot.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from index.errors import InvalidInput, StorageError
+from index.kernel import WhiteningKernel
+from index.storage import atomic_write, fsync_dir
+from index.validation import check_real
+from index.vector_index import VectorIndex
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SNAPSHOTS = "snapshots"
+KERNEL_FILE = "kernel.npz"
+INDEX_FILE = "index.faiss"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a collection's next fit uses: kernel hyperparameters and the FAISS index spec."""
+
+    beta: float = 0.0
+    gamma: float = 0.0
+    k: int | None = None
+    index_spec: str = "Flat"
+
+    def __post_init__(self) -> None:
+        check_real(self.beta, "beta")
+        check_real(self.gamma, "gamma")
+        if self.k is not None and (
+            isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
+        ):
+            raise InvalidInput(f"k must be a positive integer or None, got {self.k!r}")
+        if not isinstance(self.index_spec, str) or not self.index_spec.strip():
+            raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
+
+    def updated(self, **changes: Any) -> "Settings":
+        """These settings with the non-None `changes` applied."""
+        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_id: str
+    dimension: int
+    settings: Settings
+    snapshot: str | None = None
+    fitted_at: str | None = None
+    created_at: str = field(default_factory=lambda: now())
+    format_version: int = FORMAT_VERSION
+
+    def save(self, directory: Path) -> None:
+        with atomic_write(directory / MANIFEST) as handle:
+            handle.write(json.dumps(asdict(self), indent=2).encode())
+
+    @classmethod
+    def load(cls, directory: Path) -> "Manifest":
+        path = directory / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise StorageError(f"{directory} is not a collection: it has no {MANIFEST}") from exc
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"manifest {path} is unreadable: {exc}") from exc
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != FORMAT_VERSION:
+            raise StorageError(
+                f"collection {directory.name} has format version {version}; this version of "
+                f"whitened-search reads version {FORMAT_VERSION}"
+            )
+        try:
+            data["settings"] = Settings(**data["settings"])
+            return cls(**data)
+        except (KeyError, TypeError, InvalidInput) as exc:
+            raise StorageError(f"manifest {path} is incomplete or damaged: {exc}") from exc
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_snapshot(directory: Path, kernel: WhiteningKernel, index: VectorIndex) -> str:
+    """Write kernel and index into a new snapshot directory; return its name."""
+    root = directory / SNAPSHOTS
+    root.mkdir(exist_ok=True)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    staging = root / f".staging-{name}"
+    staging.mkdir()
+    try:
+        kernel.save(staging / KERNEL_FILE)
+        index.save(staging / INDEX_FILE)
+        os.rename(staging, root / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(root)
+    return name
+
+
+def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel, VectorIndex]:
+    assert manifest.snapshot is not None
+    path = directory / SNAPSHOTS / manifest.snapshot
+    try:
+        kernel = WhiteningKernel.load(path / KERNEL_FILE)
+        index = VectorIndex.load(path / INDEX_FILE, manifest.settings.index_spec)
+    except FileNotFoundError as exc:
+        raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
+    if kernel.n_features_in_ != manifest.dimension or index.dim != kernel.k_:
+        raise StorageError(f"snapshot {path} does not match the manifest's dimensions")
+    return kernel, index
+
+
+def remove_stale_snapshots(directory: Path, keep: str | None) -> None:
+    """Delete every snapshot but `keep`, and leftovers of writes that crashed."""
+    root = directory / SNAPSHOTS
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        if entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)

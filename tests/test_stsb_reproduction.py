@@ -89,7 +89,7 @@ def stsb(data_dir: Path) -> Stsb:
 
 @pytest.fixture(scope="module")
 def fitted(stsb: Stsb) -> WhiteningKernel:
-    """The kernel's statistics over every unique sentence (no labels); refit derives each setting."""
+    """Statistics over every unique sentence (no labels); refit derives each setting."""
     return WhiteningKernel().fit(stsb.vectors)
 
 

@@ -234,12 +234,23 @@ class Collection:
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         return self._store.get(_check_ids(ids))
 
+    def existing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among `ids` that are stored, in the order given (to check before a write)."""
+        return self._store.existing(_check_ids(ids))
+
     def documents(self, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
         return self._store.page(offset, limit)
 
     def raw_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and raw vectors of all documents (for tuning and reports)."""
         return self._store.vectors()
+
+    def raw_vectors_by_id(self) -> tuple[list[str], np.ndarray]:
+        """Ids and raw vectors of all documents, in row order, read consistently (for tuning)."""
+        with self._write_lock:
+            rows, vectors = self._store.vectors()
+            documents = self._store.by_rows(rows.tolist())
+        return [documents[int(row)].id for row in rows], vectors
 
     def describe(self) -> dict[str, Any]:
         fitted = self._fitted

@@ -178,6 +178,11 @@ class DocumentStore:
         cursor = self._connection().execute(sql, params)
         return np.fromiter((row for (row,) in cursor), np.int64)
 
+    def existing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among `ids` that are stored, in the order given."""
+        found = self._rows_of(self._connection(), ids)
+        return [doc_id for doc_id in ids if doc_id in found]
+
     def page(self, offset: int, limit: int) -> list[StoredDocument]:
         cursor = self._connection().execute(
             "SELECT id, text, metadata, row FROM documents ORDER BY row LIMIT ? OFFSET ?",

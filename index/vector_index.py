@@ -201,8 +201,11 @@ def _factory(dim: int, spec: str) -> faiss.Index:
             f"index spec {spec!r} is not valid for dimension {dim} ({_first_line(exc)}); "
             "try 'Flat', 'HNSW32', 'SQ8' or 'IVF{lists},PQ{m}' with m dividing the dimension"
         ) from exc
-    if index.d != dim:
-        raise InvalidIndexSpec(f"index spec {spec!r} changes the dimension: leave out transforms")
+    if isinstance(index, faiss.IndexPreTransform):
+        raise InvalidIndexSpec(
+            f"index spec {spec!r} changes the dimension: leave out transforms (PCA, OPQ...), "
+            "the kernel's k already sets the dimension"
+        )
     return index
 
 

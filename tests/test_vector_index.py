@@ -1,0 +1,134 @@
+"""VectorIndex: the FAISS specs we support, ids, filters, removal and persistence."""
+
+import numpy as np
+import pytest
+
+from index import VectorIndex
+from index.errors import InvalidIndexSpec, InvalidInput, InvalidVectors, NotEnoughData, StorageError
+
+DIM = 32
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((2000, DIM)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+IDS = np.arange(1000, 3000, dtype=np.int64)
+SPECS = ["Flat", "HNSW32", "SQ8", "IVF16,Flat", "IVF16,PQ8x4", "PQ8x4"]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_each_spec_finds_a_stored_vector_under_its_id(spec: str, vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    assert index.ntotal == len(vectors)
+    scores, ids = index.search(vectors[:20], 5)
+    assert ids.shape == (20, 5)
+    hits = (ids[:, 0] == IDS[:20]).mean()
+    assert hits >= (1.0 if spec in ("Flat", "HNSW32", "SQ8", "IVF16,Flat") else 0.8)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+
+
+def test_flat_scores_are_exact_cosines(vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, "Flat", vectors, IDS)
+    scores, ids = index.search(vectors[:3], 10)
+    expected = vectors[:3] @ vectors.T
+    for row in range(3):
+        assert np.allclose(scores[row], expected[row][ids[row] - 1000], atol=1e-5)
+        assert np.allclose(scores[row], np.sort(expected[row])[::-1][:10], atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_filter_returns_only_allowed_ids_best_first(spec: str, vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    allowed = IDS[::97]
+    _, ids = index.search(vectors[:4], 5, allowed_ids=allowed)
+    found = ids[ids >= 0]
+    assert len(found) > 0 and np.isin(found, allowed).all()
+    exact = VectorIndex.build(DIM, "Flat", vectors[::97], allowed)
+    _, expected = exact.search(vectors[:4], 5)
+    if spec in ("Flat", "HNSW32"):  # exact codes: the filtered top-1 is the true one
+        assert (ids[:, 0] == expected[:, 0]).all()
+
+
+def test_filter_matching_nothing_returns_padding(vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, "Flat", vectors, IDS)
+    scores, ids = index.search(vectors[:2], 3, allowed_ids=np.array([], np.int64))
+    assert (ids == -1).all() and scores.shape == (2, 3)
+
+
+@pytest.mark.parametrize("spec", ["Flat", "SQ8", "IVF16,Flat"])
+def test_remove(spec: str, vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    assert index.remove([1000, 1001, 99]) == 2
+    assert index.ntotal == len(vectors) - 2
+    _, ids = index.search(vectors[:2], 3)
+    assert not np.isin([1000, 1001], ids).any()
+
+
+def test_graph_index_says_it_cannot_remove(vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, "HNSW32", vectors, IDS)
+    assert not index.supports_remove
+    with pytest.raises(InvalidIndexSpec, match="cannot remove"):
+        index.remove([1000])
+
+
+@pytest.mark.parametrize("spec", ["Flat", "HNSW32", "IVF16,PQ8x4"])
+def test_save_load_round_trip(spec: str, vectors: np.ndarray, tmp_path) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    index.save(tmp_path / "index.faiss")
+    loaded = VectorIndex.load(tmp_path / "index.faiss", spec)
+    assert loaded.ntotal == index.ntotal and loaded.dim == DIM
+    assert np.array_equal(loaded.search(vectors[:5], 4)[1], index.search(vectors[:5], 4)[1])
+    assert np.array_equal(np.sort(loaded.ids()), IDS)
+    assert index.bytes_per_vector and loaded.bytes_per_vector
+
+
+def test_bytes_per_vector_shrinks_with_quantisation(vectors: np.ndarray) -> None:
+    flat = VectorIndex.build(DIM, "Flat", vectors, IDS).bytes_per_vector
+    sq8 = VectorIndex.build(DIM, "SQ8", vectors, IDS).bytes_per_vector
+    assert flat is not None and sq8 is not None
+    assert flat >= 4 * DIM and DIM <= sq8 < flat
+
+
+def test_damaged_file_is_a_storage_error(tmp_path) -> None:
+    (tmp_path / "index.faiss").write_bytes(b"\x00" * 64)
+    with pytest.raises(StorageError, match="unreadable"):
+        VectorIndex.load(tmp_path / "index.faiss", "Flat")
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "match"),
+    [
+        ("Nonsense", InvalidIndexSpec, "could not parse"),
+        ("PQ7", InvalidIndexSpec, "multiple of the number of subquantizers"),
+        ("IDMap,Flat", InvalidIndexSpec, "leave out IDMap"),
+        ("", InvalidIndexSpec, "non-empty"),
+        ("PCA16,Flat", InvalidIndexSpec, "changes the dimension"),
+    ],
+)
+def test_bad_specs_are_refused_with_a_reason(spec: str, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        VectorIndex(DIM, spec)
+
+
+def test_too_few_vectors_to_train_is_a_clear_error(vectors: np.ndarray) -> None:
+    index = VectorIndex(DIM, "IVF64,Flat")
+    with pytest.raises(NotEnoughData, match="could not be trained on 10 vectors"):
+        index.add(vectors[:10], IDS[:10])
+    assert index.ntotal == 0
+
+
+def test_bad_vectors_and_ids_are_refused(vectors: np.ndarray) -> None:
+    index = VectorIndex(DIM)
+    with pytest.raises(InvalidVectors, match="dimension 31"):
+        index.add(vectors[:3, :31], IDS[:3])
+    with pytest.raises(InvalidInput, match="3 vectors but 2 ids"):
+        index.add(vectors[:3], IDS[:2])
+    with pytest.raises(InvalidInput, match="integers"):
+        index.add(vectors[:2], ["a", "b"])
+    with pytest.raises(InvalidInput, match="top_k"):
+        index.search(vectors[:1], 0)
+    assert index.ntotal == 0

@@ -1,0 +1,220 @@
+"""Collection: documents, frozen kernel, index and persistence, with the real model and FAISS."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import Collection, Document, Encoder, Settings
+from index.errors import (
+    Conflict,
+    InvalidHyperparameters,
+    InvalidIndexSpec,
+    InvalidInput,
+    InvalidTexts,
+    InvalidVectors,
+    ModelMismatch,
+    NotFitted,
+    NotFound,
+)
+
+
+def _docs(texts: list[str], start: int = 0) -> list[Document]:
+    return [
+        Document(text, id=f"doc-{start + i}", metadata={"group": (start + i) % 3})
+        for i, text in enumerate(texts)
+    ]
+
+
+@pytest.fixture
+def collection(tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors) -> Collection:
+    created = Collection.create(
+        tmp_path / "c", encoder.model_id, encoder.dimension, Settings(k=64), encoder
+    )
+    created.add_vectors(_docs(corpus), corpus_vectors)
+    return created
+
+
+def test_paraphrase_query_finds_its_sentence(collection: Collection) -> None:
+    hits = collection.search(["A lady cuts up an onion in the kitchen"], top_k=3)[0]
+    assert hits[0].text == "A woman is slicing an onion in the kitchen."
+    assert hits[0].score > hits[1].score >= hits[2].score
+    assert -1 <= hits[2].score <= hits[0].score <= 1
+
+
+def test_scores_are_cosines_in_kernel_space(collection: Collection, encoder: Encoder) -> None:
+    query = "A pilot rides a horse at the park"
+    hit = collection.search([query], top_k=1)[0][0]
+    stored = collection.get([hit.id])[0]
+    rows, raw = collection.raw_vectors()
+    kernel_doc = collection.transform(raw[rows == stored.row])[0]
+    kernel_query = collection.transform(encoder.encode([query]))[0]
+    assert hit.score == pytest.approx(float(kernel_doc @ kernel_query), abs=1e-5)
+
+
+def test_kernel_is_fitted_on_first_ingest_then_frozen(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=32))
+    c.add_vectors(_docs(corpus[:1]), corpus_vectors[:1])
+    assert c.kernel is None
+    with pytest.raises(NotFitted, match="at least 2 documents"):
+        c.search_vectors(corpus_vectors[:1])
+    result = c.add_vectors(_docs(corpus[1:100], 1), corpus_vectors[1:100])
+    assert result.fitted and c.kernel is not None and c.kernel.n_samples_seen_ == 100
+    weights = c.kernel.components_.copy()
+    later = c.add_vectors(_docs(corpus[100:], 100), corpus_vectors[100:])
+    assert not later.fitted and c.kernel.n_samples_seen_ == 100
+    assert np.array_equal(c.kernel.components_, weights)
+    assert c.count() == c.index.ntotal == len(corpus)
+
+
+def test_fit_false_stores_without_fitting(tmp_path: Path, corpus: list[str], corpus_vectors):
+    c = Collection.create(tmp_path / "c", "m", 384)
+    c.add_vectors(_docs(corpus[:50]), corpus_vectors[:50], fit=False)
+    assert c.kernel is None and c.count() == 50
+    c.fit()
+    assert c.kernel.n_samples_seen_ == 50 and c.index.ntotal == 50
+
+
+def test_upsert_replaces_text_vector_and_metadata(collection: Collection) -> None:
+    with pytest.raises(Conflict, match="already exist"):
+        collection.add([Document("A cat sleeps on the sofa.", id="doc-0")])
+    assert collection.get(["doc-0"])[0].text.startswith("A man is playing the guitar")
+    result = collection.add(
+        [Document("A cat sleeps on the sofa.", id="doc-0", metadata={"pet": True})], upsert=True
+    )
+    assert (result.added, result.replaced) == (1, 1)
+    stored = collection.get(["doc-0"])[0]
+    assert stored.text == "A cat sleeps on the sofa." and stored.metadata == {"pet": True}
+    assert collection.count() == collection.index.ntotal == 180
+    hit = collection.search(["a kitten is napping on the couch"], top_k=1)[0][0]
+    assert hit.id == "doc-0"
+
+
+def test_delete_is_all_or_nothing(collection: Collection) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        collection.delete(["doc-1", "nope"])
+    assert collection.count() == 180 and collection.get(["doc-1"])
+    assert collection.delete(["doc-1", "doc-2"]) == 2
+    assert collection.count() == collection.index.ntotal == 178
+    with pytest.raises(NotFound):
+        collection.get(["doc-1"])
+    found = {h.id for h in collection.search(["A man is playing the guitar"], top_k=20)[0]}
+    assert not found & {"doc-1", "doc-2"}
+
+
+def test_metadata_filter_is_exact_equality(collection: Collection) -> None:
+    hits = collection.search(["someone cooking"], top_k=10, where={"group": 2})[0]
+    assert len(hits) == 10 and all(h.metadata["group"] == 2 for h in hits)
+    assert collection.search(["x"], top_k=5, where={"group": 7}) == [[]]
+    with pytest.raises(InvalidInput, match="filter value"):
+        collection.search(["x"], where={"group": [1]})
+
+
+def test_refit_uses_stored_vectors_and_a_failed_refit_changes_nothing(
+    collection: Collection,
+) -> None:
+    reopened = Collection(collection.path)  # no encoder: fit cannot re-encode
+    reopened.fit(beta=0.5, gamma=0.5, k=48, index_spec="HNSW32")
+    assert (reopened.kernel.beta, reopened.kernel.k_) == (0.5, 48)
+    assert reopened.describe()["settings"]["index_spec"] == "HNSW32"
+    manifest = json.loads((collection.path / "manifest.json").read_text())
+    before = reopened.search_vectors(reopened.raw_vectors()[1][:3], top_k=5)
+    with pytest.raises(InvalidHyperparameters, match="meaningful components"):
+        reopened.fit(gamma=1.0, k=384)
+    with pytest.raises(InvalidIndexSpec):
+        reopened.fit(index_spec="PQ7")
+    assert json.loads((collection.path / "manifest.json").read_text()) == manifest
+    assert reopened.search_vectors(reopened.raw_vectors()[1][:3], top_k=5) == before
+    assert len(list((collection.path / "snapshots").iterdir())) == 1
+
+
+def test_graph_index_handles_delete_and_upsert(
+    tmp_path: Path, corpus: list[str], corpus_vectors
+) -> None:
+    c = Collection.create(tmp_path / "c", "m", 384, Settings(index_spec="HNSW32"))
+    c.add_vectors(_docs(corpus), corpus_vectors)
+    c.delete(["doc-5"])
+    c.add_vectors(_docs(corpus[:1], 7), corpus_vectors[:1], upsert=True)
+    assert c.count() == c.index.ntotal == 179
+    assert "doc-5" not in {h.id for h in c.search_vectors(corpus_vectors[5:6], top_k=5)[0]}
+
+
+def test_reopen_gives_the_same_answers_and_reconciles_unsaved_writes(
+    collection: Collection, corpus_vectors
+) -> None:
+    before = collection.search_vectors(corpus_vectors[:5], top_k=5)
+    collection.add_vectors(
+        [Document("A brand new sentence about boats.", id="late")], corpus_vectors[7:8] * 0.5
+    )
+    collection.delete(["doc-3"])
+    # No checkpoint and no close: the snapshot on disk predates the two writes above.
+    reopened = Collection(collection.path)
+    assert reopened.count() == reopened.index.ntotal == 180
+    assert set(reopened.index.ids()) == set(reopened.raw_vectors()[0])
+    after = reopened.search_vectors(corpus_vectors[:5], top_k=5)
+    expected = collection.search_vectors(corpus_vectors[:5], top_k=5)
+    assert after == expected and after != before
+
+
+def test_model_mismatch_is_refused(collection: Collection) -> None:
+    other = Encoder("/nonexistent/other-model")
+    with pytest.raises(ModelMismatch, match="written by model"):
+        Collection(collection.path, other)
+
+
+def test_describe_reports_kernel_and_bytes(collection: Collection) -> None:
+    info = collection.describe()
+    assert info["count"] == info["indexed"] == 180
+    assert info["k"] == 64 and info["dimension"] == 384
+    assert 0.5 < info["explained_energy"] <= 1.0
+    assert info["raw_bytes_per_vector"] == 1536
+    assert 4 * 64 <= info["index_bytes_per_vector"] < 1536
+    assert info["fitted_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("documents", "error", "match"),
+    [
+        ([Document("")], InvalidTexts, "empty"),
+        ([Document("   ")], InvalidTexts, "empty"),
+        ([Document(42)], InvalidTexts, "not a string"),  # type: ignore[arg-type]
+        ([], InvalidInput, "no documents"),
+        ([Document("a", id="x"), Document("b", id="x")], InvalidInput, "repeat"),
+        ([Document("a", id="")], InvalidInput, "id must be"),
+        ([Document("a", metadata={"s": {1, 2}})], InvalidInput, "metadata must be JSON"),
+        ([Document("a", metadata={"v": float("nan")})], InvalidInput, "metadata must be JSON"),
+    ],
+)
+def test_bad_documents_are_refused_and_store_nothing(
+    collection: Collection, documents: list[Document], error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        collection.add(documents)
+    assert collection.count() == 180
+
+
+def test_bad_vectors_are_refused(collection: Collection, corpus_vectors) -> None:
+    nan = corpus_vectors[:1].copy()
+    nan[0, 3] = np.nan
+    with pytest.raises(InvalidVectors, match="NaN"):
+        collection.add_vectors([Document("x")], nan)
+    with pytest.raises(InvalidVectors, match="dimension 100"):
+        collection.add_vectors([Document("x")], corpus_vectors[:1, :100])
+    with pytest.raises(InvalidVectors, match="1 documents but 2 vectors"):
+        collection.add_vectors([Document("x")], corpus_vectors[:2])
+    with pytest.raises(InvalidInput, match="top_k"):
+        collection.search_vectors(corpus_vectors[:1], top_k=0)
+    assert collection.count() == 180
+
+
+def test_create_refuses_bad_settings_and_leaves_no_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="larger than the model dimension"):
+        Collection.create(tmp_path / "a", "m", 384, Settings(k=385))
+    with pytest.raises(InvalidIndexSpec):
+        Collection.create(tmp_path / "b", "m", 384, Settings(index_spec="Bogus"))
+    with pytest.raises(InvalidInput, match="beta must be finite"):
+        Settings(beta=float("inf"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -353,17 +353,17 @@ class Collection:
                 self._fit_all(self.manifest.settings)
             return
         kernel, index = read_snapshot(self.path, self.manifest)
-        fitted = _Fitted(kernel, index)
         rows = self._store.rows()
         indexed = index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        self._fitted = fitted
-        if len(stale):
-            self._remove_rows(stale)
-        if len(missing):
+        if len(stale) and not index.supports_remove:
+            index = self._build_index(kernel, self.manifest.settings.index_spec)
+        elif len(stale) or len(missing):
+            index.remove(stale)
             missing_rows, vectors = self._store.vectors(missing)
-            self._fitted.index.add(kernel.transform(vectors), missing_rows)
+            index.add(kernel.transform(vectors), missing_rows)
+        self._fitted = _Fitted(kernel, index)
         if len(stale) or len(missing):
             self.checkpoint()
 

@@ -76,13 +76,13 @@ class VectorIndex:
 
     def remove(self, ids: Any) -> int:
         """Remove `ids` (unknown ones are ignored); returns how many were removed."""
+        ids = _as_ids(ids)
+        if not len(ids):
+            return 0
         if not self.supports_remove:
             raise InvalidIndexSpec(
                 f"index spec {self.spec!r} cannot remove vectors in place: build it anew"
             )
-        ids = _as_ids(ids)
-        if not len(ids):
-            return 0
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def search(

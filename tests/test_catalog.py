@@ -1,0 +1,67 @@
+"""Catalog: collection names are safe directory names; create and delete are all-or-nothing."""
+
+from pathlib import Path
+
+import pytest
+
+from index import Catalog, Document, Settings
+from index.errors import Conflict, InvalidInput, NotFound, StorageError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    return Catalog(tmp_path / "data")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ".", "", ".hidden", "a" * 65, "x y"])
+def test_names_that_could_leave_the_data_directory_are_refused(catalog: Catalog, name: str) -> None:
+    with pytest.raises(InvalidInput, match="not allowed"):
+        catalog.create(name)
+    with pytest.raises(InvalidInput):
+        catalog.get(name)
+    assert list(catalog.root.iterdir()) == []
+    assert not (catalog.root.parent / "escape").exists()
+
+
+def test_create_get_list_delete(catalog: Catalog) -> None:
+    created = catalog.create("news", settings=Settings(k=16))
+    created.add([Document("Stocks fell on Monday."), Document("Rain is expected today.")])
+    assert catalog.names() == ["news"]
+    assert catalog.get("news") is created
+    with pytest.raises(Conflict, match="already exists"):
+        catalog.create("news")
+    catalog.delete("news")
+    assert catalog.names() == [] and not (catalog.root / "news").exists()
+    with pytest.raises(NotFound, match="no collection named 'news'"):
+        catalog.get("news")
+    with pytest.raises(NotFound):
+        catalog.delete("news")
+
+
+def test_reopened_catalog_serves_the_same_collection(catalog: Catalog) -> None:
+    catalog.create("a").add([Document("one cat", id="1"), Document("two dogs", id="2")])
+    catalog.close()
+    again = Catalog(catalog.root)
+    assert again.open_all() == {}
+    assert [h.id for h in again.get("a").search(["a kitten"], top_k=1)[0]] == ["1"]
+
+
+def test_a_broken_collection_is_reported_and_the_others_still_open(catalog: Catalog) -> None:
+    catalog.create("good").add([Document("one"), Document("two")])
+    catalog.create("bad")
+    catalog.close()
+    (catalog.root / "bad" / "manifest.json").write_text("{ not json")
+    again = Catalog(catalog.root)
+    errors = again.open_all()
+    assert list(errors) == ["bad"] and "unreadable" in errors["bad"]
+    assert again.get("good").count() == 2
+    with pytest.raises(StorageError):
+        again.get("bad")
+
+
+def test_leftovers_of_interrupted_creates_and_deletes_are_cleared(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / ".creating-x-1234").mkdir(parents=True)
+    (root / ".deleting-y-5678").mkdir()
+    assert Catalog(root).names() == []
+    assert list(root.iterdir()) == []

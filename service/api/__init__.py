@@ -1,0 +1,1 @@
+"""HTTP routes: one module per domain under routes/, wired together in api.main."""

@@ -1,0 +1,99 @@
+"""The service's settings: one pydantic-settings class, read from WHITENED_SEARCH_* variables.
+
+Every field can be set in the environment with the prefix, e.g. WHITENED_SEARCH_DATA_DIR=/srv/ws
+or WHITENED_SEARCH_API_KEY=...; list fields take JSON (["a","b"]) or a comma-separated string.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "WHITENED_SEARCH_"
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Where the data lives, the defaults of new collections, limits, network and security."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: Path = Field(
+        Path("data"), description="Directory of the collections (relative paths: to the cwd)."
+    )
+    model: str | None = Field(
+        None,
+        description="Default sentence-transformers model of new collections: a local directory "
+        "or hub name. None: the bundled all-MiniLM-L6-v2 (no download).",
+    )
+    allowed_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other models a client may name when creating a collection (the default "
+        "model is always allowed). Empty: only the default, so clients cannot make the server "
+        "load or download arbitrary models.",
+    )
+    beta: float = Field(0.0, allow_inf_nan=False, description="Default β of new collections.")
+    gamma: float = Field(0.0, allow_inf_nan=False, description="Default γ of new collections.")
+    k: int | None = Field(None, ge=1, description="Default k of new collections (None: d).")
+    index_spec: str = Field("Flat", min_length=1, description="Default FAISS factory spec.")
+
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, every route but /health and /ready needs it in the X-API-Key "
+        "header or as Authorization: Bearer. Empty or unset: no authentication.",
+    )
+    max_texts_per_request: int = Field(
+        2048,
+        ge=1,
+        description="Most texts, documents or pairs in one synchronous request (documents, "
+        "query, embed, similarity).",
+    )
+    max_ingest_documents: int = Field(
+        200_000, ge=1, description="Most documents in one background ingest job."
+    )
+    max_tune_examples: int = Field(
+        20_000, ge=1, description="Most labelled pairs or queries in one tune request."
+    )
+    max_body_bytes: int = Field(
+        32 * MiB, ge=1024, description="Largest request body; larger ones get 413 unread."
+    )
+    max_top_k: int = Field(1000, ge=1, description="Largest top_k of a query.")
+    ingest_chunk: int = Field(
+        256, ge=1, description="Documents per committed chunk of a background ingest job."
+    )
+    batch_size: int = Field(64, ge=1, description="Encoder batch size.")
+
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `serve` listens on.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty: CORS off."
+    )
+    docs: bool = Field(True, description="Serve the OpenAPI docs at /docs, /redoc.")
+    log_level: str = Field("info", description="uvicorn's log level for `serve`.")
+
+    @field_validator("allowed_models", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_model_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value

@@ -1,0 +1,581 @@
+"""The service's one application object: the catalog of collections, the jobs and the metrics.
+
+Routes translate HTTP to calls of `Engine` and its results back to JSON; every decision about
+collections, encoding, fitting and tuning is made here or in the `index` library. The engine runs
+its calls in the caller's thread (FastAPI's threadpool for plain `def` routes), so encoding and
+FAISS never stall the event loop. Each collection serialises its writers and lets readers through.
+"""
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index import (
+    DEFAULT_MODEL_ID,
+    Catalog,
+    Collection,
+    Conflict,
+    Document,
+    Encoder,
+    Hit,
+    IndexError_,
+    InvalidInput,
+    NotFitted,
+    StorageError,
+    StoredDocument,
+    WhiteningKernel,
+    WriteResult,
+)
+from index import Settings as CollectionSettings
+from index.documents import prepare
+from index.tuning import TuningResult, tune_pairs, tune_retrieval
+from service.config import Settings
+from service.jobs import Job, JobHandle, JobRegistry
+from service.telemetry import PREFIX, Family, Sample, Telemetry
+
+logger = logging.getLogger("whitened_search")
+
+LOCK_FILE = "whitened-search.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another process serves the same data directory."""
+
+
+class DataDirLock:
+    """An exclusive advisory lock on the data directory, held while the service runs.
+
+    Two processes on one data directory would each keep their own in-memory index and overwrite
+    each other's manifests. The kernel releases the lock when the process dies, even by SIGKILL.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform: run without one
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirBusy(
+                f"data directory {self.path.parent} is in use by another whitened-search "
+                f"process (pid {owner}): stop it, or give this one another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+@dataclass
+class Startup:
+    """What the background warm-up found: /ready reports it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    models: dict[str, str] = field(default_factory=dict)  # model id -> "loaded" or the error
+    unavailable: dict[str, str] = field(default_factory=dict)  # collection -> error
+
+
+@dataclass(frozen=True)
+class Written:
+    """A synchronous write: the library's WriteResult plus what the service adds."""
+
+    ids: list[str]
+    result: WriteResult
+    count: int
+    fitted: bool
+    fit_error: str | None
+
+
+@dataclass(frozen=True)
+class Tuned:
+    result: TuningResult
+    applied: bool
+    info: dict[str, Any] | None
+    encode_seconds: float
+    tune_seconds: float
+    fit_seconds: float
+
+
+class Engine:
+    """Holds the catalog of `settings.data_dir`, the job registry and the telemetry.
+
+    Args:
+        settings: the service settings.
+        telemetry: where request and encoding metrics go (a new one when None).
+    """
+
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
+        self.settings = settings
+        self.telemetry = telemetry or Telemetry()
+        root = Path(settings.data_dir).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(root)
+        self._lock.acquire()
+        try:
+            self.catalog = Catalog(
+                root, default_model=settings.model, batch_size=settings.batch_size
+            )
+        except BaseException:
+            self._lock.release()
+            raise
+        self.jobs = JobRegistry()
+        self.startup = Startup()
+        self._warmer: threading.Thread | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open every collection and load their models in a background thread (see /ready)."""
+        self._warmer = threading.Thread(target=self._warm_up, name="whitened-warm-up", daemon=True)
+        self._warmer.start()
+
+    def close(self) -> None:
+        """Stop jobs after their current chunk, checkpoint and close collections, unlock."""
+        self.jobs.shutdown()
+        if self._warmer is not None:
+            self._warmer.join(timeout=60)
+        try:
+            self.catalog.close()
+        finally:
+            self._lock.release()
+
+    def _warm_up(self) -> None:
+        try:
+            self.startup.unavailable = self.catalog.open_all()
+            for name, error in self.startup.unavailable.items():
+                logger.error("collection %s is unavailable: %s", name, error)
+            models = [self._default_model_id()]
+            for name in self.catalog.names():
+                if name not in self.startup.unavailable:
+                    try:
+                        models.append(self.catalog.get(name).manifest.model_id)
+                    except IndexError_:
+                        continue
+            for model in dict.fromkeys(models):
+                if self.startup.done.is_set():
+                    break
+                try:
+                    _ = self.catalog.encoder(model).dimension  # loads the model
+                    self.startup.models[model] = "loaded"
+                except Exception as exc:  # any loader failure is reported by /ready
+                    logger.error("model %s could not be loaded: %s", model, exc)
+                    self.startup.models[model] = f"failed: {exc}"
+        finally:
+            self.startup.done.set()
+
+    def readiness(self) -> dict[str, Any]:
+        done = self.startup.done.is_set()
+        models = dict(self.startup.models)
+        default_loaded = models.get(self._default_model_id()) == "loaded"
+        unavailable = dict(self.startup.unavailable)
+        if not done:
+            status = "starting"
+        elif not default_loaded:
+            status = "failed"
+        elif unavailable or any(state != "loaded" for state in models.values()):
+            status = "degraded"
+        else:
+            status = "ready"
+        return {
+            "ready": status in ("ready", "degraded"),
+            "status": status,
+            "model_loaded": default_loaded,
+            "models": models,
+            "collections_open": len(self.catalog.names()) - len(unavailable),
+            "unavailable": unavailable,
+        }
+
+    def _default_model_id(self) -> str:
+        return self.catalog.encoder().model_id
+
+    # ---- collections ------------------------------------------------------------------------
+
+    def create_collection(
+        self,
+        name: str,
+        model: str | None = None,
+        beta: float | None = None,
+        gamma: float | None = None,
+        k: int | None = None,
+        index_spec: str | None = None,
+    ) -> dict[str, Any]:
+        s = self.settings
+        settings = CollectionSettings(
+            beta=s.beta if beta is None else beta,
+            gamma=s.gamma if gamma is None else gamma,
+            k=s.k if k is None else k,
+            index_spec=s.index_spec if index_spec is None else index_spec,
+        )
+        if model is not None:
+            self._check_model_allowed(model)
+            try:
+                _ = self.catalog.encoder(model).dimension  # loads it
+            except Exception as exc:  # sentence-transformers raises many kinds for a bad model
+                raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
+        return self.catalog.create(name, model, settings).describe()
+
+    def _check_model_allowed(self, model: str) -> None:
+        allowed = {self._default_model_id(), DEFAULT_MODEL_ID, *self.settings.allowed_models}
+        if self.settings.model is not None:
+            allowed.add(self.settings.model)
+        if model not in allowed:
+            raise InvalidInput(
+                f"model {model!r} is not enabled on this server; leave model out for the default "
+                f"({self._default_model_id()}), or ask the operator to add it to "
+                "WHITENED_SEARCH_ALLOWED_MODELS"
+            )
+
+    def collection(self, name: str) -> Collection:
+        return self.catalog.get(name)
+
+    def list_collections(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        summaries, unavailable = [], {}
+        for name in self.catalog.names():
+            try:
+                collection = self.catalog.get(name)
+            except IndexError_ as exc:
+                unavailable[name] = str(exc)
+                continue
+            summaries.append(_summary(collection))
+        return summaries, unavailable
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return self.catalog.get(name).describe()
+
+    def delete_collection(self, name: str) -> None:
+        self.catalog.delete(name)
+
+    # ---- documents --------------------------------------------------------------------------
+
+    def add_documents(
+        self, name: str, documents: Sequence[Document], upsert: bool = False, fit: bool = True
+    ) -> Written:
+        """Store a batch in one transaction; fit the kernel when the collection has none.
+
+        The documents are committed before the fit: a fit that cannot happen yet (too few
+        documents for k, say) is reported in `fit_error`, not as a failed write.
+        """
+        self._check_count(len(documents), "documents")
+        collection = self.catalog.get(name)
+        documents = prepare(documents)
+        result = collection.add(documents, upsert=upsert, fit=False)
+        self.telemetry.observe_encode("documents", result.encode_seconds, len(documents))
+        fitted, fit_error = False, None
+        if fit and collection.kernel is None and name not in self.jobs.active_collections():
+            fitted, fit_error = self._fit_if_possible(collection)
+        return Written(
+            ids=[document.id for document in documents],
+            result=result,
+            count=collection.count(),
+            fitted=fitted,
+            fit_error=fit_error,
+        )
+
+    def submit_ingest(
+        self, name: str, documents: Sequence[Document], upsert: bool = False
+    ) -> tuple[Job, list[str]]:
+        """Check the whole batch now, then store it in the background in committed chunks.
+
+        After the last chunk the kernel is fitted on the whole collection if it has none, so it
+        sees the whole corpus rather than the first chunk.
+        """
+        limit = self.settings.max_ingest_documents
+        if len(documents) > limit:
+            raise InvalidInput(
+                f"{len(documents)} documents in one ingest job; at most {limit}: split the batch"
+            )
+        collection = self.catalog.get(name)
+        documents = prepare(documents)
+        if not upsert:
+            existing = collection.existing([document.id for document in documents])
+            if existing:
+                raise Conflict(
+                    f"{len(existing)} document id(s) already exist ({', '.join(existing[:5])}): "
+                    "set upsert to replace them, or give new ids"
+                )
+
+        def work(handle: JobHandle) -> None:
+            self._ingest(handle, name, documents, upsert)
+
+        job = self.jobs.submit("ingest", name, len(documents), work)
+        return job, [document.id for document in documents]
+
+    def _ingest(
+        self, handle: JobHandle, name: str, documents: list[Document], upsert: bool
+    ) -> None:
+        collection = self.catalog.get(name)
+        chunk = self.settings.ingest_chunk
+        for start in range(0, len(documents), chunk):
+            handle.check_stop()
+            part = documents[start : start + chunk]
+            result = collection.add(part, upsert=upsert, fit=False)
+            self.telemetry.observe_encode("ingest", result.encode_seconds, len(part))
+            handle.update(
+                processed_add=len(part),
+                added_add=result.added,
+                replaced_add=result.replaced,
+                encode_seconds_add=result.encode_seconds,
+                index_seconds_add=result.index_seconds,
+            )
+        started = time.perf_counter()
+        if collection.kernel is None:
+            fitted, fit_error = self._fit_if_possible(collection)
+            handle.update(fitted=fitted, fit_error=fit_error)
+        else:
+            collection.checkpoint()  # the next start has nothing to reconcile
+        handle.update(fit_seconds=time.perf_counter() - started)
+
+    @staticmethod
+    def _fit_if_possible(collection: Collection) -> tuple[bool, str | None]:
+        if collection.count() < 2:
+            return False, "the kernel is fitted once the collection holds 2 documents"
+        try:
+            collection.fit()
+        except InvalidInput as exc:
+            return False, f"{exc} (the documents are stored: POST /fit with other settings)"
+        return True, None
+
+    def get_document(self, name: str, doc_id: str) -> StoredDocument:
+        return self.catalog.get(name).get([doc_id])[0]
+
+    def list_documents(
+        self, name: str, offset: int, limit: int
+    ) -> tuple[list[StoredDocument], int]:
+        collection = self.catalog.get(name)
+        return collection.documents(offset, limit), collection.count()
+
+    def delete_documents(self, name: str, ids: Sequence[str]) -> tuple[int, int]:
+        self._check_count(len(ids), "ids")
+        collection = self.catalog.get(name)
+        return collection.delete(list(ids)), collection.count()
+
+    # ---- fit and tune -----------------------------------------------------------------------
+
+    def fit(
+        self,
+        name: str,
+        beta: float | None = None,
+        gamma: float | None = None,
+        k: int | None = None,
+        index_spec: str | None = None,
+    ) -> tuple[dict[str, Any], float]:
+        """Refit from the stored raw vectors; queries use the old kernel until the switch."""
+        collection = self.catalog.get(name)
+        if collection.count() < 2:
+            raise InvalidInput(
+                f"collection {name} holds {collection.count()} document(s): fitting needs 2"
+            )
+        result = collection.fit(beta=beta, gamma=gamma, k=k, index_spec=index_spec)
+        return collection.describe(), result.index_seconds
+
+    def tune(
+        self,
+        name: str,
+        *,
+        pairs: Sequence[tuple[str, str, float]] | None = None,
+        queries: Sequence[tuple[str, Mapping[str, float]]] | None = None,
+        grid: Mapping[str, Any] | None = None,
+        k_eval: int = 10,
+        apply: bool = False,
+    ) -> Tuned:
+        """Grid-search β, γ, k on labelled pairs or queries with the collection's statistics."""
+        examples = len(pairs) if pairs is not None else len(queries or [])
+        if examples > self.settings.max_tune_examples:
+            raise InvalidInput(
+                f"{examples} labelled examples; at most {self.settings.max_tune_examples} per "
+                "tune request: sample them"
+            )
+        collection = self.catalog.get(name)
+        kernel = self._require_kernel(collection)
+        options = {key: value for key, value in (grid or {}).items() if value is not None}
+        encoder = self._encoder_of(collection)
+        if pairs is not None:
+            texts = [a for a, _, _ in pairs] + [b for _, b, _ in pairs]
+            vectors, encode_seconds = self._encode(encoder, texts, "tune")
+            started = time.perf_counter()
+            n = len(pairs)
+            result = tune_pairs(
+                kernel, vectors[:n], vectors[n:], [s for _, _, s in pairs], **options
+            )
+        else:
+            queries = list(queries or [])
+            vectors, encode_seconds = self._encode(encoder, [q for q, _ in queries], "tune")
+            started = time.perf_counter()
+            doc_ids, doc_vectors = collection.raw_vectors_by_id()
+            result = tune_retrieval(
+                kernel,
+                doc_vectors,
+                doc_ids,
+                vectors,
+                [dict(judged) for _, judged in queries],
+                k_eval=k_eval,
+                **options,
+            )
+        tune_seconds = time.perf_counter() - started
+        info, fit_seconds = None, 0.0
+        if apply:
+            best = result.best
+            fitted = collection.fit(beta=best.beta, gamma=best.gamma, k=best.k)
+            info, fit_seconds = collection.describe(), fitted.index_seconds
+        return Tuned(result, apply, info, encode_seconds, tune_seconds, fit_seconds)
+
+    # ---- search -----------------------------------------------------------------------------
+
+    def query(
+        self,
+        name: str,
+        texts: Sequence[str],
+        top_k: int = 10,
+        where: Mapping[str, Any] | None = None,
+    ) -> tuple[list[list[Hit]], float, float]:
+        """Hits per text, best first; returns them with encode and search seconds."""
+        self._check_count(len(texts), "texts")
+        if top_k > self.settings.max_top_k:
+            raise InvalidInput(f"top_k={top_k} is above the limit {self.settings.max_top_k}")
+        collection = self.catalog.get(name)
+        self._require_kernel(collection)
+        vectors, encode_seconds = self._encode(self._encoder_of(collection), texts, "query")
+        started = time.perf_counter()
+        hits = collection.search_vectors(vectors, top_k, where)
+        return hits, encode_seconds, time.perf_counter() - started
+
+    def embed(self, name: str, texts: Sequence[str], space: str) -> np.ndarray:
+        self._check_count(len(texts), "texts")
+        collection = self.catalog.get(name)
+        if space == "kernel":
+            self._require_kernel(collection)
+        vectors, _ = self._encode(self._encoder_of(collection), texts, "embed")
+        return collection.transform(vectors) if space == "kernel" else vectors
+
+    def similarity(
+        self, pairs: Sequence[tuple[str, str]], collection_name: str | None = None
+    ) -> np.ndarray:
+        """Cosine of each pair: through a collection's kernel, or of the raw vectors."""
+        self._check_count(len(pairs), "pairs")
+        collection = None if collection_name is None else self.catalog.get(collection_name)
+        if collection is not None:
+            self._require_kernel(collection)
+        encoder = self.catalog.encoder() if collection is None else self._encoder_of(collection)
+        texts = [a for a, _ in pairs] + [b for _, b in pairs]
+        vectors, _ = self._encode(encoder, texts, "similarity")
+        vectors = _normalised(vectors) if collection is None else collection.transform(vectors)
+        n = len(pairs)
+        return np.einsum("ij,ij->i", vectors[:n], vectors[n:], dtype=np.float64)
+
+    # ---- metrics ----------------------------------------------------------------------------
+
+    def metric_families(self) -> list[Family]:
+        documents, fitted = [], []
+        for name in self.catalog.names():
+            try:
+                collection = self.catalog.get(name)
+                documents.append(
+                    Sample(f"{PREFIX}_documents", {"collection": name}, collection.count())
+                )
+                fitted.append(
+                    Sample(
+                        f"{PREFIX}_collection_fitted",
+                        {"collection": name},
+                        collection.kernel is not None,
+                    )
+                )
+            except IndexError_:
+                continue
+        ready = self.readiness()
+        jobs = [Sample(f"{PREFIX}_jobs", {"state": s}, n) for s, n in self.jobs.counts().items()]
+        return [
+            *self.telemetry.families(),
+            Family(f"{PREFIX}_documents", "gauge", "Documents per collection.", documents),
+            Family(
+                f"{PREFIX}_collection_fitted", "gauge", "1 if the collection has a kernel.", fitted
+            ),
+            Family(
+                f"{PREFIX}_collections_unavailable",
+                "gauge",
+                "Collections that failed to open.",
+                [Sample(f"{PREFIX}_collections_unavailable", {}, len(ready["unavailable"]))],
+            ),
+            Family(f"{PREFIX}_jobs", "gauge", "Background jobs by state.", jobs),
+            Family(
+                f"{PREFIX}_ready",
+                "gauge",
+                "1 when the model is loaded and collections are open.",
+                [Sample(f"{PREFIX}_ready", {}, ready["ready"])],
+            ),
+        ]
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _check_count(self, n: int, what: str) -> None:
+        limit = self.settings.max_texts_per_request
+        if n > limit:
+            hint = (
+                "; use POST /collections/{name}/ingest for large batches"
+                if what == "documents"
+                else ""
+            )
+            raise InvalidInput(f"{n} {what} in one request; at most {limit}: split it{hint}")
+
+    def _require_kernel(self, collection: Collection) -> WhiteningKernel:
+        kernel = collection.kernel
+        if kernel is None:
+            if collection.name in self.jobs.active_collections():
+                reason = "an ingest job is running; the kernel is fitted when it finishes"
+            else:
+                reason = "add at least 2 documents, or POST /fit"
+            raise NotFitted(f"collection {collection.name} has no kernel yet: {reason}")
+        return kernel
+
+    def _encoder_of(self, collection: Collection) -> Encoder:
+        if collection.encoder is None:
+            raise StorageError(f"collection {collection.name} has no encoder")
+        return collection.encoder
+
+    def _encode(
+        self, encoder: Encoder, texts: Sequence[str], operation: str
+    ) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        vectors = encoder.encode(list(texts))
+        seconds = time.perf_counter() - started
+        self.telemetry.observe_encode(operation, seconds, len(texts))
+        return vectors, seconds
+
+
+def _summary(collection: Collection) -> dict[str, Any]:
+    manifest = collection.manifest
+    kernel = collection.kernel
+    return {
+        "name": collection.name,
+        "model_id": manifest.model_id,
+        "dimension": manifest.dimension,
+        "count": collection.count(),
+        "fitted": kernel is not None,
+        "k": None if kernel is None else kernel.k_,
+        "beta": manifest.settings.beta,
+        "gamma": manifest.settings.gamma,
+        "index_spec": manifest.settings.index_spec,
+    }
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

@@ -1,0 +1,418 @@
+"""Request and response bodies of the HTTP API (pydantic), with examples for the OpenAPI docs.
+
+Requests are strict (no "5" for 5, no true for 1) and forbid unknown fields, so a typo is a 422
+that names the field instead of a silently ignored option. Floats must be finite: JSON has no NaN,
+but Python's parser accepts the `NaN` and `Infinity` literals, and they are refused here.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from index.catalog import NAME_PATTERN
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, StringConstraints(min_length=1)]
+CollectionName = Annotated[
+    str,
+    Field(
+        pattern=f"^{NAME_PATTERN.pattern}$",
+        description="1 to 64 letters, digits, '_' or '-', starting with a letter or digit.",
+    ),
+]
+FilterValue = str | bool | int | FiniteFloat
+K = Annotated[int, Field(ge=1, description="Output dimension of the kernel (≤ model dimension).")]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# ---- collections ------------------------------------------------------------------------------
+
+
+class CollectionCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "news", "beta": 0.0, "gamma": 0.0, "k": 128, "index_spec": "Flat"}
+            ]
+        }
+    )
+
+    name: CollectionName
+    model: str | None = Field(None, description="Model of the collection (default: server's).")
+    beta: FiniteFloat | None = Field(None, description="β: how much of the mean to subtract.")
+    gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
+    k: K | None = None
+    index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="FAISS index_factory spec: Flat, HNSW32, SQ8, IVF256,PQ16..."
+    )
+
+
+class CollectionSummary(BaseModel):
+    name: str
+    model_id: str
+    dimension: int
+    count: int
+    fitted: bool
+    k: int | None = Field(None, description="Output dimension of the fitted kernel.")
+    beta: float
+    gamma: float
+    index_spec: str
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionSummary]
+    unavailable: dict[str, str] = Field(
+        default_factory=dict, description="Collections that failed to open, with the reason."
+    )
+
+
+class CollectionSettings(BaseModel):
+    beta: float
+    gamma: float
+    k: int | None
+    index_spec: str
+
+
+class CollectionInfo(BaseModel):
+    """`Collection.describe()`: counts, model, kernel and index figures."""
+
+    name: str
+    model_id: str
+    dimension: int = Field(description="d, the model's vector dimension.")
+    count: int = Field(description="Documents stored.")
+    settings: CollectionSettings = Field(description="β, γ, k and index spec of the next fit.")
+    fitted: bool
+    fitted_at: str | None
+    created_at: str
+    raw_bytes_per_vector: int = Field(description="Bytes of each stored raw vector (4·d).")
+    k: int | None = Field(None, description="Output dimension of the fitted kernel.")
+    indexed: int | None = Field(None, description="Vectors in the FAISS index.")
+    explained_energy: float | None = Field(
+        None, description="Share of the corpus' energy (eigenvalue sum) kept by the first k axes."
+    )
+    rank: int | None = Field(None, description="Meaningful components of the fitted vectors.")
+    index_bytes_per_vector: float | None = Field(
+        None, description="Bytes per vector of the serialised FAISS index (codes, ids, links)."
+    )
+
+
+# ---- documents --------------------------------------------------------------------------------
+
+
+class DocumentIn(Request):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None, description="Your id; a random one is given when absent."
+    )
+    text: Text
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="JSON object; queries can filter on its keys."
+    )
+
+
+_DOCUMENTS_EXAMPLE = {
+    "documents": [
+        {"id": "a1", "text": "A man is playing a guitar.", "metadata": {"lang": "en"}},
+        {"id": "a2", "text": "A woman is slicing an onion.", "metadata": {"lang": "en"}},
+    ],
+    "upsert": False,
+}
+
+
+class DocumentsAdd(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DOCUMENTS_EXAMPLE]})
+
+    documents: list[DocumentIn] = Field(min_length=1)
+    upsert: bool = Field(False, description="Replace documents whose id exists (else 409).")
+    fit: bool = Field(
+        True,
+        description="Fit the kernel on all documents when the collection has none yet. Send "
+        "false for every chunk of a large load split by the client, then POST /fit once.",
+    )
+
+
+class DocumentsIngest(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DOCUMENTS_EXAMPLE]})
+
+    documents: list[DocumentIn] = Field(min_length=1)
+    upsert: bool = Field(False, description="Replace documents whose id exists (else 409).")
+
+
+class WriteOut(BaseModel):
+    collection: str
+    ids: list[str] = Field(description="Ids of the documents written, in order.")
+    added: int
+    replaced: int
+    count: int = Field(description="Documents in the collection after the write.")
+    fitted: bool = Field(description="Whether this write fitted the collection's kernel.")
+    fit_error: str | None = Field(
+        None, description="Why the kernel could not be fitted yet (documents are stored)."
+    )
+    encode_seconds: float
+    index_seconds: float
+
+
+class DocumentOut(BaseModel):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class DocumentPage(BaseModel):
+    documents: list[DocumentOut]
+    offset: int
+    limit: int
+    count: int
+
+
+class IdsIn(Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ids": ["a1", "a2"]}]})
+
+    ids: list[Annotated[str, StringConstraints(min_length=1)]] = Field(min_length=1)
+
+
+class DeletedOut(BaseModel):
+    deleted: int
+    count: int
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    collection: str
+    state: Literal["queued", "running", "done", "failed"]
+    total: int
+    processed: int = Field(description="Documents committed so far: they survive a crash.")
+    added: int
+    replaced: int
+    fitted: bool
+    error: str | None
+    fit_error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    encode_seconds: float
+    index_seconds: float
+    fit_seconds: float
+
+
+class JobAccepted(BaseModel):
+    job: JobOut
+    ids: list[str] = Field(description="Ids of the documents queued, in order.")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
+# ---- fit and tune -----------------------------------------------------------------------------
+
+
+class FitIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"beta": 0.5, "gamma": 0.25, "k": 128}]}
+    )
+
+    beta: FiniteFloat | None = None
+    gamma: FiniteFloat | None = None
+    k: K | None = None
+    index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class FitOut(BaseModel):
+    collection: CollectionInfo
+    fit_seconds: float
+
+
+class LabelledPair(Request):
+    text1: Text
+    text2: Text
+    score: FiniteFloat = Field(description="Gold similarity (any scale, e.g. STS-B's 0–5).")
+
+
+class LabelledQuery(Request):
+    text: Text
+    relevant: dict[str, FiniteFloat] | list[str] = Field(
+        description="Relevant document ids with a grade > 0, or a list of ids (grade 1)."
+    )
+
+
+class TuneIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pairs": [
+                        {"text1": "A man plays guitar.", "text2": "A man plays music.", "score": 4},
+                        {"text1": "A cat sleeps.", "text2": "Stocks fell today.", "score": 0},
+                        {"text1": "A dog runs.", "text2": "A dog is running.", "score": 5},
+                    ],
+                    "max_k": 128,
+                    "apply": True,
+                },
+                {"queries": [{"text": "guitar music", "relevant": ["a1"]}], "ks": [64, 128]},
+            ]
+        }
+    )
+
+    pairs: list[LabelledPair] | None = Field(None, description="Labelled sentence pairs.")
+    queries: list[LabelledQuery] | None = Field(None, description="Queries with judgments.")
+    betas: list[FiniteFloat] | None = Field(None, description="Default 0, 0.25, ..., 1.")
+    gammas: list[FiniteFloat] | None = Field(None, description="Default 0, 0.25, ..., 1.")
+    ks: list[K] | None = Field(None, description="Default 32, 64, 96, 128, 192, 256, d.")
+    max_k: K | None = Field(None, description="Largest k tried (default d).")
+    k_eval: int = Field(10, ge=1, le=1000, description="nDCG cut-off for queries.")
+    apply: bool = Field(False, description="Refit the collection with the best point.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "TuneIn":
+        if (self.pairs is None) == (self.queries is None):
+            raise ValueError("give either pairs or queries (exactly one of them)")
+        return self
+
+
+class TuningPointOut(BaseModel):
+    beta: float
+    gamma: float
+    k: int
+    score: float
+
+
+class TuneOut(BaseModel):
+    metric: str = Field(description="spearman for pairs, ndcg@k_eval for queries.")
+    best: TuningPointOut
+    points: list[TuningPointOut]
+    skipped: list[tuple[float, float, int]] = Field(
+        description="(β, γ, k) not scored: k above the fitted vectors' rank with γ > 0."
+    )
+    table: str = Field(description="Markdown table of scores × 100.")
+    applied: bool
+    collection: CollectionInfo | None = Field(None, description="After the refit, if applied.")
+    encode_seconds: float
+    tune_seconds: float
+    fit_seconds: float
+
+
+# ---- search -----------------------------------------------------------------------------------
+
+
+class QueryIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"text": "someone plays an instrument", "top_k": 5, "filter": {"lang": "en"}}
+            ]
+        }
+    )
+
+    text: Text | None = Field(None, description="One query (or give texts).")
+    texts: list[Text] | None = Field(None, min_length=1, description="A batch of queries.")
+    top_k: int = Field(10, ge=1, description="Hits per query (at most the server's max_top_k).")
+    filter: dict[str, FilterValue] | None = Field(
+        None, description="Metadata equality: every key must equal its value."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "QueryIn":
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give either text or texts (exactly one of them)")
+        return self
+
+    @property
+    def all_texts(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or [])
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float = Field(description="Cosine similarity in the kernel's space.")
+    text: str
+    metadata: dict[str, Any]
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[HitOut]
+
+
+class QueryOut(BaseModel):
+    """Only the results, so equal queries get equal bytes; timings are in Server-Timing."""
+
+    results: list[QueryResult] = Field(description="One entry per query text, in order.")
+
+
+class EmbedIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"texts": ["A man is playing a guitar."], "space": "kernel"}]
+        }
+    )
+
+    texts: list[Text] = Field(min_length=1)
+    space: Literal["raw", "kernel"] = Field(
+        "kernel", description="raw: the model's d-dim vectors; kernel: k-dim, normalised."
+    )
+
+
+class EmbedOut(BaseModel):
+    space: Literal["raw", "kernel"]
+    dimension: int
+    vectors: list[list[float]]
+
+
+class TextPair(Request):
+    text1: Text
+    text2: Text
+
+
+class SimilarityIn(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "pairs": [{"text1": "A man plays guitar.", "text2": "A man plays music."}],
+                    "collection": "news",
+                }
+            ]
+        }
+    )
+
+    pairs: list[TextPair] = Field(min_length=1)
+    collection: CollectionName | None = Field(
+        None, description="Score through this collection's kernel; absent: raw cosine."
+    )
+
+
+class SimilarityOut(BaseModel):
+    space: Literal["raw", "kernel"]
+    collection: str | None
+    scores: list[float]
+
+
+# ---- operations -------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    status: Literal["starting", "ready", "degraded", "failed"]
+    model_loaded: bool
+    models: dict[str, str] = Field(description="Each model and its state: loaded, or an error.")
+    collections_open: int
+    unavailable: dict[str, str] = Field(description="Collections that failed to open and why.")
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A short code: invalid_request, not_found, conflict...")
+    detail: str = Field(description="What went wrong and what to change.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="For invalid requests: each field and its problem."
+    )

@@ -167,7 +167,7 @@ class Collection:
         ids = _check_ids(ids)
         with self._write_lock:
             rows = self._store.delete(ids)
-            self._remove_rows(rows)
+            self._update_index(rows, rows[:0], np.empty((0, self.manifest.dimension)))
         return len(rows)
 
     def fit(
@@ -298,9 +298,7 @@ class Collection:
             new_rows, old_rows = self._store.write(documents, vectors, replace=upsert)
             fitted = self._fitted
             if fitted is not None:
-                self._remove_rows(old_rows)
-                with self._index_lock:
-                    fitted.index.add(fitted.kernel.transform(vectors), new_rows)
+                self._update_index(old_rows, new_rows, vectors)
             elif fit and self.count() >= 2:
                 self._fit_all(self.manifest.settings)
         return WriteResult(
@@ -311,17 +309,23 @@ class Collection:
             index_seconds=time.perf_counter() - started,
         )
 
-    def _remove_rows(self, rows: np.ndarray) -> None:
+    def _update_index(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> None:
+        """Bring the index in line with a store write: `removed` rows out, `added` rows in.
+
+        Graph indexes cannot remove: they are rebuilt from the store, which holds the write.
+        """
         fitted = self._fitted
-        if fitted is None or not len(rows):
+        if fitted is None:
             return
-        if fitted.index.supports_remove:
-            with self._index_lock:
-                fitted.index.remove(rows)
-            return
-        rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
-        with self._index_lock:
+        if len(removed) and not fitted.index.supports_remove:
+            rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
             self._fitted = _Fitted(fitted.kernel, rebuilt)
+            return
+        transformed = fitted.kernel.transform(vectors) if len(added) else None
+        with self._index_lock:
+            fitted.index.remove(removed)
+            if transformed is not None:
+                fitted.index.add(transformed, added)
 
     def _fit_all(self, settings: Settings) -> None:
         """Fit a kernel on every stored vector, build its index, save both, then switch."""
@@ -357,13 +361,9 @@ class Collection:
         indexed = index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        if len(stale) and not index.supports_remove:
-            index = self._build_index(kernel, self.manifest.settings.index_spec)
-        elif len(stale) or len(missing):
-            index.remove(stale)
-            missing_rows, vectors = self._store.vectors(missing)
-            index.add(kernel.transform(vectors), missing_rows)
         self._fitted = _Fitted(kernel, index)
+        missing_rows, vectors = self._store.vectors(missing)
+        self._update_index(stale, missing_rows, vectors)
         if len(stale) or len(missing):
             self.checkpoint()
 

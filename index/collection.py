@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from index import compression, rescoring
 from index.documents import Document, DocumentStore, StoredDocument, prepare
 from index.encoder import Encoder
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
@@ -40,10 +41,13 @@ DOCUMENTS_FILE = "documents.sqlite"
 
 @dataclass(frozen=True)
 class Hit:
+    """A search result; `score_kind` says what `score` is (see VectorIndex and rescoring)."""
+
     id: str
     score: float
     text: str
     metadata: dict[str, Any]
+    score_kind: str = "cosine"
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ class Collection:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
+        rescore: bool | None = None,
     ) -> WriteResult:
         """Refit the kernel and rebuild the index from the stored raw vectors (no re-encoding).
 
@@ -185,7 +190,7 @@ class Collection:
         started = time.perf_counter()
         with self._write_lock:
             settings = self.manifest.settings.updated(
-                beta=beta, gamma=gamma, k=k, index_spec=index_spec
+                beta=beta, gamma=gamma, k=k, index_spec=index_spec, rescore=rescore
             )
             self._fit_all(settings)
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
@@ -207,20 +212,37 @@ class Collection:
         return self.search_vectors(self._require_encoder().encode(texts), top_k, where)
 
     def search_vectors(
-        self, vectors: Any, top_k: int = 10, where: Mapping[str, Any] | None = None
+        self,
+        vectors: Any,
+        top_k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        rescore: bool | None = None,
+        candidates: int | None = None,
     ) -> list[list[Hit]]:
-        """`search` for raw query vectors of the collection's model."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+        """`search` for raw query vectors of the collection's model.
+
+        With `rescore` (None: the collection's setting) the index proposes `candidates` per query
+        (None: a few times top_k) and the stored raw vectors order them by exact cosine.
+        """
         fitted = self._require_fitted()
-        queries = fitted.kernel.transform(as_matrix(vectors, self.manifest.dimension, "vectors"))
+        raw = as_matrix(vectors, self.manifest.dimension, "vectors")
         allowed = None if where is None else self._store.matching(where)
-        with self._index_lock:
-            scores, rows = fitted.index.search(queries, top_k, allowed)
+        if rescore is None:
+            rescore = self.manifest.settings.rescore
+        scores, rows, kind = rescoring.search(
+            fitted.kernel,
+            fitted.index,
+            raw,
+            top_k,
+            allowed=allowed,
+            raw_lookup=self._store.vectors if rescore else None,
+            candidates=candidates,
+            index_lock=self._index_lock,
+        )
         documents = self._store.by_rows(rows[rows >= 0].tolist())
         return [
             [
-                Hit(doc.id, float(score), doc.text, doc.metadata)
+                Hit(doc.id, float(score), doc.text, doc.metadata, kind)
                 for score, row in zip(query_scores, query_rows, strict=True)
                 if (doc := documents.get(int(row))) is not None
             ]
@@ -252,6 +274,26 @@ class Collection:
             documents = self._store.by_rows(rows.tolist())
         return [documents[int(row)].id for row in rows], vectors
 
+    def compression_report(
+        self,
+        queries: Any = None,
+        relevant: Sequence[Mapping[str, float]] | None = None,
+        **options: Any,
+    ) -> compression.CompressionReport:
+        """`index.compression.report` on this collection's kernel and stored raw vectors.
+
+        `relevant` names documents by id; other options pass through (ks, specs, rescore...).
+        """
+        fitted = self._require_fitted()
+        rows, raw = self._store.vectors()
+        if relevant is not None:
+            wanted = sorted({doc_id for judged in relevant for doc_id in judged})
+            row_of = {doc.id: doc.row for doc in self._store.get(wanted)}
+            relevant = [{row_of[i]: grade for i, grade in judged.items()} for judged in relevant]
+        return compression.report(
+            fitted.kernel, rows, raw, queries=queries, relevant=relevant, **options
+        )
+
     def describe(self) -> dict[str, Any]:
         fitted = self._fitted
         settings = self.manifest.settings
@@ -265,6 +307,7 @@ class Collection:
                 "gamma": settings.gamma,
                 "k": settings.k,
                 "index_spec": settings.index_spec,
+                "rescore": settings.rescore,
             },
             "fitted": fitted is not None,
             "fitted_at": self.manifest.fitted_at,

@@ -29,12 +29,14 @@ INDEX_FILE = "index.faiss"
 
 @dataclass(frozen=True)
 class Settings:
-    """What a collection's next fit uses: kernel hyperparameters and the FAISS index spec."""
+    """What a collection's next fit uses (kernel hyperparameters, FAISS index spec) and whether
+    its searches re-score candidates with the raw vectors by default."""
 
     beta: float = 0.0
     gamma: float = 0.0
     k: int | None = None
     index_spec: str = "Flat"
+    rescore: bool = False
 
     def __post_init__(self) -> None:
         check_real(self.beta, "beta")
@@ -43,6 +45,8 @@ class Settings:
             isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
         ):
             raise InvalidInput(f"k must be a positive integer or None, got {self.k!r}")
+        if not isinstance(self.rescore, bool):
+            raise InvalidInput(f"rescore must be true or false, got {self.rescore!r}")
         if not isinstance(self.index_spec, str) or not self.index_spec.strip():
             raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
 

@@ -1,4 +1,9 @@
-"""FAISS behind one small interface: cosine (inner product on normalised vectors), int64 ids."""
+"""FAISS behind one small interface: cosine (inner product on normalised vectors), int64 ids.
+
+Float specs come from `faiss.index_factory` ("Flat", "HNSW32", "SQ8", "PQ16", "IVF256,PQ16"...).
+Binary specs ("BFlat", "BHNSW32") keep one bit per dimension, the sign of the kernel coordinate,
+and search by Hamming distance: k/8 bytes per vector.
+"""
 
 import os
 import re
@@ -21,20 +26,24 @@ EXACT_FILTER_LIMIT = 4096
 HNSW_EF_SEARCH = 64
 """HNSW candidate-list size per query (raised to 2·top_k for larger top_k)."""
 
+BINARY_SPECS = re.compile(r"BFlat|BHNSW\d+")
+
 
 class VectorIndex:
-    """A FAISS index from `faiss.index_factory` spec ("Flat", "HNSW32", "SQ8", "IVF256,PQ16"...).
+    """A FAISS index for L2-normalised vectors, addressed by int64 ids.
 
-    Vectors must be L2-normalised: inner product is then cosine. Specs that need training are
-    trained on the first `add` (or `build`); too few vectors to train is a NotEnoughData error.
+    Specs that need training are trained on the first `add` (or `build`); too few vectors to
+    train is a NotEnoughData error. `score_kind` names what `search` scores are: "cosine" (Flat,
+    HNSW), "quantized_cosine" (SQ, PQ: cosine of the codes) or "sign_agreement" (binary:
+    1 − 2·Hamming/k, the fraction of agreeing signs rescaled to [−1, 1]).
     """
 
     def __init__(self, dim: int, spec: str = "Flat") -> None:
-        if not isinstance(dim, int) or dim < 1:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InvalidInput(f"dim must be a positive integer, got {dim!r}")
         self.dim = dim
         self.spec = _check_spec(spec)
-        self._index = faiss.IndexIDMap2(_factory(dim, self.spec))
+        self._index = _new_index(dim, self.spec)
 
     @classmethod
     def build(cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray) -> "VectorIndex":
@@ -48,31 +57,46 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     @property
+    def is_binary(self) -> bool:
+        return isinstance(self._index, faiss.IndexBinaryIDMap2)
+
+    @property
+    def score_kind(self) -> str:
+        if self.is_binary:
+            return "sign_agreement"
+        inner = self._inner
+        if isinstance(inner, faiss.IndexHNSW):
+            inner = faiss.downcast_index(inner.storage)
+        exact = isinstance(inner, faiss.IndexFlat) or (
+            isinstance(inner, faiss.IndexIVFFlat) and not isinstance(inner, faiss.IndexIVFPQ)
+        )
+        return "cosine" if exact else "quantized_cosine"
+
+    @property
     def supports_remove(self) -> bool:
         """False for graph indexes (HNSW, NSG): removing from them means building anew."""
-        inner = faiss.downcast_index(self._index.index)
-        return not isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
+        return not isinstance(self._inner, faiss.IndexHNSW | faiss.IndexNSG | faiss.IndexBinaryHNSW)
 
     @property
     def bytes_per_vector(self) -> float | None:
         """Memory per vector as FAISS serialises the index: codes, graph links, ids, codebooks."""
         if self.ntotal == 0:
             return None
-        return len(faiss.serialize_index(self._index)) / self.ntotal
+        return len(self._serialize()) / self.ntotal
 
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def add(self, vectors: Any, ids: Any) -> None:
-        vectors = np.ascontiguousarray(as_matrix(vectors, self.dim, "vectors"), dtype=np.float32)
+        codes = self._codes(vectors)
         ids = _as_ids(ids)
-        if len(ids) != len(vectors):
-            raise InvalidInput(f"{len(vectors)} vectors but {len(ids)} ids: give one id each")
+        if len(ids) != len(codes):
+            raise InvalidInput(f"{len(codes)} vectors but {len(ids)} ids: give one id each")
         if not len(ids):
             return
         if not self._index.is_trained:
-            self._train(vectors)
-        self._index.add_with_ids(vectors, ids)
+            self._train(codes)
+        self._index.add_with_ids(codes, ids)
 
     def remove(self, ids: Any) -> int:
         """Remove `ids` (unknown ones are ignored); returns how many were removed."""
@@ -85,81 +109,126 @@ class VectorIndex:
             )
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
+    def quantize(self, vectors: Any) -> np.ndarray:
+        """`vectors` as the index holds them (decoded codes), L2-normalised: what it scores."""
+        vectors = np.ascontiguousarray(as_matrix(vectors, self.dim, "vectors"), dtype=np.float32)
+        if self.is_binary:
+            signs = np.where(vectors > 0, 1.0, -1.0).astype(np.float32)
+            return signs / np.sqrt(self.dim, dtype=np.float32)
+        inner = self._inner
+        if isinstance(inner, faiss.IndexHNSW):
+            inner = faiss.downcast_index(inner.storage)
+        if not inner.is_trained:
+            raise NotEnoughData("the index is not trained yet: add vectors first")
+        decoded = inner.sa_decode(inner.sa_encode(vectors))
+        norms = np.linalg.norm(decoded, axis=1, keepdims=True)
+        return np.divide(decoded, norms, out=decoded, where=norms > 0)
+
     def search(
         self, queries: Any, top_k: int, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine scores and ids (n, top_k), best first; id −1 pads when fewer vectors match.
+        """Scores (see `score_kind`) and ids (n, top_k), best first; id −1 pads when fewer match.
 
-        `allowed_ids` restricts the search to those ids (exact for Flat; graph and IVF indexes
+        `allowed_ids` restricts the search to those ids (exact for small filters; IVF indexes
         may return fewer hits under a very selective filter).
         """
-        queries = np.ascontiguousarray(as_matrix(queries, self.dim, "queries"), dtype=np.float32)
-        if not isinstance(top_k, int) or top_k < 1:
+        codes = self._codes(queries)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
-        n = len(queries)
+        n = len(codes)
         if self.ntotal == 0 or (allowed_ids is not None and len(allowed_ids) == 0):
             return np.zeros((n, top_k), np.float32), np.full((n, top_k), -1, np.int64)
         if allowed_ids is not None:
             allowed_ids = _as_ids(allowed_ids)
-            if len(allowed_ids) <= EXACT_FILTER_LIMIT and not self._is_ivf:
-                return self._search_subset(queries, top_k, allowed_ids)
+            if len(allowed_ids) <= EXACT_FILTER_LIMIT and not isinstance(
+                self._inner, faiss.IndexIVF
+            ):
+                return self._search_subset(codes, top_k, allowed_ids)
         selector = None if allowed_ids is None else faiss.IDSelectorBatch(allowed_ids)
         params = self._search_parameters(top_k, selector)
         try:
-            return self._index.search(queries, top_k, params=params)
-        except RuntimeError as exc:
-            if allowed_ids is None or "invalid search params" not in str(exc):
+            distances, ids = self._index.search(codes, top_k, params=params)
+        except RuntimeError:
+            if allowed_ids is None:
                 raise
-        return self._search_subset(queries, top_k, allowed_ids)
-
-    def _search_subset(
-        self, queries: np.ndarray, top_k: int, allowed_ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores against the index's own codes of `allowed_ids`, for selective filters
-        (where a graph search would miss them) and for indexes that take no selector (plain PQ)."""
-        present = allowed_ids[np.isin(allowed_ids, self.ids())]
-        n = len(queries)
-        out_scores = np.zeros((n, top_k), np.float32)
-        out_ids = np.full((n, top_k), -1, np.int64)
-        if not len(present):
-            return out_scores, out_ids
-        scores = queries @ self._index.reconstruct_batch(present).T
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-        width = order.shape[1]
-        out_scores[:, :width] = np.take_along_axis(scores, order, axis=1)
-        out_ids[:, :width] = present[order]
-        return out_scores, out_ids
-
-    @property
-    def _is_ivf(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexIVF)
+            return self._search_subset(codes, top_k, allowed_ids)  # no selector support
+        return self._scores(distances, ids), ids
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index atomically: a crash leaves the previous file or this one."""
-        data = faiss.serialize_index(self._index)
+        data = self._serialize()
         with atomic_write(path) as handle:
             handle.write(data.tobytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], spec: str) -> "VectorIndex":
+        binary = BINARY_SPECS.fullmatch(spec) is not None
         try:
-            loaded = faiss.read_index(os.fspath(path))
+            loaded = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))
         except RuntimeError as exc:
             raise StorageError(f"index file {path} is unreadable: {exc}") from exc
-        if not isinstance(loaded, faiss.IndexIDMap2):
-            raise StorageError(f"index file {path} does not hold an id-mapped index")
+        expected = faiss.IndexBinaryIDMap2 if binary else faiss.IndexIDMap2
+        if not isinstance(loaded, expected):
+            raise StorageError(f"index file {path} does not hold an id-mapped {spec} index")
         index = cls.__new__(cls)
         index.dim = int(loaded.d)
         index.spec = spec
         index._index = loaded
         return index
 
-    def _train(self, vectors: np.ndarray) -> None:
+    # ---- internals --------------------------------------------------------------------------
+
+    @property
+    def _inner(self) -> Any:
+        if self.is_binary:
+            return faiss.downcast_IndexBinary(self._index.index)
+        return faiss.downcast_index(self._index.index)
+
+    def _codes(self, vectors: Any) -> np.ndarray:
+        """Float32 rows for float indexes; packed sign bits for binary ones."""
+        vectors = np.ascontiguousarray(as_matrix(vectors, self.dim, "vectors"), dtype=np.float32)
+        return np.packbits(vectors > 0, axis=1) if self.is_binary else vectors
+
+    def _scores(self, distances: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        if not self.is_binary:
+            return distances
+        scores = 1.0 - 2.0 * distances.astype(np.float32) / self.dim
+        return np.where(ids >= 0, scores, 0.0).astype(np.float32)
+
+    def _serialize(self) -> np.ndarray:
+        if self.is_binary:
+            return faiss.serialize_index_binary(self._index)
+        return faiss.serialize_index(self._index)
+
+    def _search_subset(
+        self, codes: np.ndarray, top_k: int, allowed_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores against the index's own codes of `allowed_ids`, for selective filters
+        (where a graph search would miss them) and for indexes that take no selector (plain PQ)."""
+        present = allowed_ids[np.isin(allowed_ids, self.ids())]
+        n = len(codes)
+        out_scores = np.zeros((n, top_k), np.float32)
+        out_ids = np.full((n, top_k), -1, np.int64)
+        if not len(present):
+            return out_scores, out_ids
+        if self.is_binary:
+            stored = np.stack([self._index.reconstruct(int(i)) for i in present])
+            hamming = np.unpackbits(codes[:, None, :] ^ stored[None, :, :], axis=2).sum(axis=2)
+            scores = 1.0 - 2.0 * hamming.astype(np.float32) / self.dim
+        else:
+            scores = codes @ self._index.reconstruct_batch(present).T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+        width = order.shape[1]
+        out_scores[:, :width] = np.take_along_axis(scores, order, axis=1)
+        out_ids[:, :width] = present[order]
+        return out_scores, out_ids
+
+    def _train(self, codes: np.ndarray) -> None:
         try:
-            self._index.train(vectors)
+            self._index.train(codes)
         except RuntimeError as exc:
             raise NotEnoughData(
-                f"index spec {self.spec!r} could not be trained on {len(vectors)} vectors "
+                f"index spec {self.spec!r} could not be trained on {len(codes)} vectors "
                 f"({_first_line(exc)}): add more documents, or use a spec without training "
                 "such as 'Flat' or 'HNSW32'"
             ) from exc
@@ -167,7 +236,7 @@ class VectorIndex:
     def _search_parameters(
         self, top_k: int, selector: faiss.IDSelector | None
     ) -> faiss.SearchParameters | None:
-        inner = faiss.downcast_index(self._index.index)
+        inner = self._inner
         if isinstance(inner, faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(HNSW_EF_SEARCH, 2 * top_k)
@@ -193,20 +262,29 @@ def _check_spec(spec: Any) -> str:
     return spec
 
 
-def _factory(dim: int, spec: str) -> faiss.Index:
+def _new_index(dim: int, spec: str) -> Any:
+    if BINARY_SPECS.fullmatch(spec):
+        if dim % 8:
+            raise InvalidIndexSpec(
+                f"binary spec {spec!r} packs 8 dimensions a byte: use a k divisible by 8, not {dim}"
+            )
+        return faiss.IndexBinaryIDMap2(faiss.index_binary_factory(dim, spec))
+    if spec.startswith("B"):
+        raise InvalidIndexSpec(f"binary index spec {spec!r} is not supported: use BFlat or BHNSW32")
     try:
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise InvalidIndexSpec(
             f"index spec {spec!r} is not valid for dimension {dim} ({_first_line(exc)}); "
-            "try 'Flat', 'HNSW32', 'SQ8' or 'IVF{lists},PQ{m}' with m dividing the dimension"
+            "try 'Flat', 'HNSW32', 'SQ8', 'PQ{m}' or 'IVF{lists},PQ{m}' with m dividing the "
+            "dimension, or 'BFlat' for binary codes"
         ) from exc
     if isinstance(index, faiss.IndexPreTransform):
         raise InvalidIndexSpec(
             f"index spec {spec!r} changes the dimension: leave out transforms (PCA, OPQ...), "
             "the kernel's k already sets the dimension"
         )
-    return index
+    return faiss.IndexIDMap2(index)
 
 
 def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:

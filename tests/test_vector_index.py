@@ -132,3 +132,46 @@ def test_bad_vectors_and_ids_are_refused(vectors: np.ndarray) -> None:
     with pytest.raises(InvalidInput, match="top_k"):
         index.search(vectors[:1], 0)
     assert index.ntotal == 0
+
+
+@pytest.mark.parametrize("spec", ["BFlat", "BHNSW32"])
+def test_binary_codes_search_by_sign_agreement(spec: str, vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    assert index.is_binary and index.score_kind == "sign_agreement"
+    if spec == "BFlat":  # k/8 bytes of code and 8 of id; graphs add their links
+        assert index.bytes_per_vector is not None and index.bytes_per_vector < DIM / 8 + 9
+    scores, ids = index.search(vectors[:10], 3)
+    assert (ids[:, 0] == IDS[:10]).all() and np.allclose(scores[:, 0], 1.0)
+    signs = np.sign(vectors[:1]) * np.sign(vectors[ids[0, 1] - 1000])
+    assert scores[0, 1] == pytest.approx(signs.mean(), abs=1e-6)
+    _, filtered = index.search(vectors[:2], 2, allowed_ids=IDS[100:110])
+    assert np.isin(filtered, IDS[100:110]).all()
+
+
+def test_binary_codes_need_whole_bytes() -> None:
+    with pytest.raises(InvalidIndexSpec, match="divisible by 8"):
+        VectorIndex(12, "BFlat")
+    with pytest.raises(InvalidIndexSpec, match="use BFlat or BHNSW32"):
+        VectorIndex(16, "BIVF16")
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "min_cosine"),
+    [
+        ("Flat", "cosine", 0.9999),
+        ("SQ8", "quantized_cosine", 0.999),
+        ("BFlat", "sign_agreement", 0.7),
+    ],
+)
+def test_quantize_returns_what_the_index_scores(
+    spec: str, kind: str, min_cosine: float, vectors: np.ndarray
+) -> None:
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    assert index.score_kind == kind
+    decoded = index.quantize(vectors[:50])
+    assert np.allclose(np.linalg.norm(decoded, axis=1), 1, atol=1e-5)
+    assert (decoded * vectors[:50]).sum(axis=1).min() >= min_cosine
+    scores, _ = index.search(vectors[:1], 1)
+    assert scores[0, 0] == pytest.approx(
+        float(decoded[0] @ index.quantize(vectors[:1])[0]), abs=2e-3
+    )

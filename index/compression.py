@@ -1,0 +1,191 @@
+"""Compression report: what each (k, index type, re-scoring) costs in bytes and keeps in quality.
+
+It answers the operator's question "what is the smallest index that keeps my quality?" without
+labels: recall@10 against exact search on the uncompressed raw vectors, for queries drawn from
+the corpus itself (each query's own document left out) or given ones. With labels it adds the
+task metric: nDCG@10 for queries with relevance judgments, Spearman for scored pairs.
+"""
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index import rescoring
+from index.errors import InvalidHyperparameters, InvalidInput, NotEnoughData
+from index.kernel import WhiteningKernel
+from index.metrics import ndcg_at_k, spearman
+from index.validation import as_matrix
+from index.vector_index import VectorIndex
+
+DEFAULT_KS = (384, 256, 192, 128, 96, 64)
+DEFAULT_SPECS = ("Flat", "SQ8", "BFlat")
+RECALL_AT = 10
+LATENCY_QUERIES = 100
+
+
+@dataclass(frozen=True)
+class CompressionRow:
+    k: int
+    index_spec: str
+    rescore: bool
+    bytes_per_vector: float
+    recall_at_10: float
+    latency_ms: float
+    metric: float | None = None
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    rows: list[CompressionRow]
+    n_documents: int
+    n_queries: int
+    metric_name: str | None
+
+    def table(self) -> str:
+        """Markdown, one line per setting; fractions shown × 100."""
+        metric = f" | {self.metric_name} ×100" if self.metric_name else ""
+        lines = [
+            f"| k | index | re-score | bytes/vector | recall@10 ×100 | ms/query{metric} |",
+            "|---|---|---|---|---|---|" + ("---|" if metric else ""),
+        ]
+        for row in self.rows:
+            value = (
+                ""
+                if not metric
+                else (" | –" if row.metric is None else f" | {100 * row.metric:.2f}")
+            )
+            lines.append(
+                f"| {row.k} | {row.index_spec} | {'on' if row.rescore else 'off'} | "
+                f"{row.bytes_per_vector:.0f} | {100 * row.recall_at_10:.1f} | "
+                f"{row.latency_ms:.2f}{value} |"
+            )
+        return "\n".join(lines)
+
+
+def report(
+    kernel: WhiteningKernel,
+    rows: np.ndarray,
+    raw: np.ndarray,
+    *,
+    ks: Sequence[int] | None = None,
+    specs: Sequence[str] = DEFAULT_SPECS,
+    rescore: Sequence[bool] = (False, True),
+    queries: np.ndarray | None = None,
+    relevant: Sequence[Mapping[int, float]] | None = None,
+    pairs: tuple[np.ndarray, np.ndarray, Sequence[float]] | None = None,
+    n_queries: int = 200,
+    candidates: int | None = None,
+    seed: int = 0,
+) -> CompressionReport:
+    """Build each (k, spec) index on the corpus and measure it.
+
+    Args:
+        kernel: a fitted kernel; its β, γ are kept and k is varied by `refit` (no data pass).
+        rows, raw: the corpus: ids and raw vectors (n, d).
+        queries: raw query vectors; None samples `n_queries` documents as queries.
+        relevant: with `queries`, per query the relevant rows and grades (adds nDCG@10).
+        pairs: raw vectors of both sides and gold scores (adds Spearman of the codes' cosines).
+    """
+    raw = as_matrix(raw, kernel.n_features_in_, "raw")
+    rows = np.asarray(rows, np.int64)
+    if len(rows) != len(raw) or len(raw) < RECALL_AT + 2:
+        raise NotEnoughData(f"a report needs at least {RECALL_AT + 2} documents with ids")
+    if relevant is not None and queries is None:
+        raise InvalidInput("relevance judgments need the queries they judge")
+    order = np.argsort(rows)
+    rows, raw = rows[order], raw[order]
+    own = None
+    if queries is None:
+        picked = np.random.default_rng(seed).choice(len(raw), min(n_queries, len(raw)), False)
+        queries, own = raw[picked], rows[picked]
+    queries = as_matrix(queries, kernel.n_features_in_, "queries")
+    truth = _exact(raw, rows, queries, own)
+
+    def lookup(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return wanted, raw[np.searchsorted(rows, wanted)]
+
+    work = copy.deepcopy(kernel)
+    out = []
+    for k in _ks(ks, kernel):
+        try:
+            work.refit(k=k)
+        except InvalidHyperparameters:
+            continue  # k above the rank with γ > 0
+        vectors = work.transform(raw)
+        for spec in specs:
+            index = VectorIndex.build(k, spec, vectors, rows)
+            for on in rescore:
+                found = _search(work, index, queries, own, lookup if on else None, candidates)
+                row = CompressionRow(
+                    k=k,
+                    index_spec=spec,
+                    rescore=on,
+                    bytes_per_vector=float(index.bytes_per_vector or 0.0),
+                    recall_at_10=_recall(found, truth),
+                    latency_ms=_latency(work, index, queries, lookup if on else None, candidates),
+                    metric=_metric(found, relevant, pairs, work, index, on),
+                )
+                out.append(row)
+    metric_name = "nDCG@10" if relevant is not None else "Spearman" if pairs is not None else None
+    return CompressionReport(out, len(raw), len(queries), metric_name)
+
+
+def _ks(ks: Sequence[int] | None, kernel: WhiteningKernel) -> list[int]:
+    d = kernel.n_features_in_
+    chosen = sorted({k for k in (ks or (*DEFAULT_KS, d)) if 1 <= k <= d}, reverse=True)
+    if not chosen:
+        raise InvalidInput(f"no k in {ks} is between 1 and the dimension {d}")
+    return chosen
+
+
+def _exact(raw: np.ndarray, rows: np.ndarray, queries: np.ndarray, own: np.ndarray | None):
+    """Top-10 rows by raw cosine: the ground truth of recall."""
+    unit = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    scores = q @ unit.T
+    if own is not None:
+        scores[np.arange(len(q)), np.searchsorted(rows, own)] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :RECALL_AT]
+    return rows[top]
+
+
+def _search(kernel, index, queries, own, lookup, candidates) -> np.ndarray:
+    extra = 0 if own is None else 1
+    _, found, _ = rescoring.search(
+        kernel, index, queries, RECALL_AT + extra, raw_lookup=lookup, candidates=candidates
+    )
+    if own is None:
+        return found
+    return np.array(
+        [[r for r in line if r != o][:RECALL_AT] for line, o in zip(found, own, strict=True)]
+    )
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits)) / RECALL_AT
+
+
+def _latency(kernel, index, queries, lookup, candidates) -> float:
+    """Median milliseconds of one query: kernel, index search and re-scoring (not encoding)."""
+    timings = []
+    for q in queries[:LATENCY_QUERIES]:
+        started = time.perf_counter()
+        rescoring.search(
+            kernel, index, q[None, :], RECALL_AT, raw_lookup=lookup, candidates=candidates
+        )
+        timings.append(time.perf_counter() - started)
+    return 1000 * float(np.median(timings))
+
+
+def _metric(found, relevant, pairs, kernel, index, rescored) -> float | None:
+    if relevant is not None:
+        return ndcg_at_k([list(f) for f in found], relevant, k=10)
+    if pairs is not None and not rescored:
+        a, b, gold = pairs
+        qa, qb = index.quantize(kernel.transform(a)), index.quantize(kernel.transform(b))
+        return spearman((qa * qb).sum(axis=1), gold)
+    return None

@@ -1,0 +1,74 @@
+"""The compression report: bytes, recall against exact raw search, and the task metric."""
+
+import numpy as np
+import pytest
+
+from index import Collection, Document, Settings, WhiteningKernel
+from index.compression import report
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory, corpus_vectors) -> Collection:
+    c = Collection.create(tmp_path_factory.mktemp("c") / "c", "m", 384, Settings())
+    c.add_vectors(
+        [Document(f"t{i}", id=f"d{i}") for i in range(len(corpus_vectors))], corpus_vectors
+    )
+    return c
+
+
+def test_report_rows_cover_the_grid_and_recall_matches_an_independent_search(
+    collection: Collection, corpus_vectors
+) -> None:
+    result = collection.compression_report(
+        ks=[384, 64], specs=["Flat", "SQ8", "BFlat"], n_queries=40
+    )
+    assert [(r.k, r.index_spec, r.rescore) for r in result.rows] == [
+        (k, spec, on)
+        for k in (384, 64)
+        for spec in ("Flat", "SQ8", "BFlat")
+        for on in (False, True)
+    ]
+    by = {(r.k, r.index_spec, r.rescore): r for r in result.rows}
+    assert by[(384, "Flat", False)].recall_at_10 == pytest.approx(1.0)  # a rotation: exact
+    assert by[(64, "BFlat", True)].recall_at_10 >= by[(64, "BFlat", False)].recall_at_10
+    assert by[(64, "BFlat", False)].bytes_per_vector < by[(64, "SQ8", False)].bytes_per_vector
+    assert by[(64, "SQ8", False)].bytes_per_vector < by[(64, "Flat", False)].bytes_per_vector
+    assert all(r.latency_ms > 0 for r in result.rows)
+    # Recompute one recall by hand: sampled documents as queries, their own document left out.
+    _, raw = collection.raw_vectors()
+    picked = np.random.default_rng(0).choice(len(raw), 40, False)
+    kernel = WhiteningKernel(k=64).fit(raw)
+    kv = kernel.transform(raw)
+    hits = 0
+    for q in picked:
+        exact = raw @ raw[q]
+        exact[q] = -np.inf
+        truth = set(np.argsort(-exact)[:10])
+        approx = kv @ kv[q]
+        approx[q] = -np.inf
+        hits += len(truth & set(np.argsort(-approx)[:10]))
+    assert by[(64, "Flat", False)].recall_at_10 == pytest.approx(hits / 400, abs=0.011)
+    assert "| 64 | BFlat | on |" in result.table()
+
+
+def test_report_with_judgments_adds_ndcg(collection: Collection, corpus_vectors) -> None:
+    queries = corpus_vectors[:20] + 0.01
+    relevant = [{f"d{i}": 1.0} for i in range(20)]
+    result = collection.compression_report(
+        queries=queries, relevant=relevant, ks=[128], specs=["Flat", "BFlat"]
+    )
+    assert result.metric_name == "nDCG@10" and result.n_queries == 20
+    assert all(r.metric is not None and 0 <= r.metric <= 1 for r in result.rows)
+    assert max(r.metric for r in result.rows) > 0.9
+
+
+def test_report_with_pairs_scores_the_codes(corpus_vectors) -> None:
+    kernel = WhiteningKernel().fit(corpus_vectors)
+    a, b = corpus_vectors[:60], corpus_vectors[60:120]
+    gold = (a * b).sum(axis=1)  # raw cosine as the gold score
+    result = report(
+        kernel, np.arange(180), corpus_vectors, ks=[384, 32], specs=["Flat"], pairs=(a, b, gold)
+    )
+    flat_full = next(r for r in result.rows if r.k == 384 and not r.rescore)
+    assert flat_full.metric == pytest.approx(1.0, abs=1e-6)  # rotation keeps every cosine
+    assert all(r.metric is None for r in result.rows if r.rescore)

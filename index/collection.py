@@ -134,7 +134,9 @@ class Collection:
         return self._store.count()
 
     def close(self) -> None:
-        self._store.close()
+        """Close the document store after any write in progress; later calls raise StorageError."""
+        with self._write_lock:
+            self._store.close()
 
     # ---- writes -----------------------------------------------------------------------------
 

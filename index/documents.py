@@ -58,11 +58,14 @@ class DocumentStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._closed = False
         with self._connection() as connection:
             connection.executescript(_SCHEMA)
 
     def close(self) -> None:
+        """Close every connection; the store cannot be used (or reopened by path) afterwards."""
         with self._connections_lock:
+            self._closed = True
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
@@ -195,6 +198,8 @@ class DocumentStore:
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
+            if self._closed:  # never reconnect by path: a new collection may live there now
+                raise StorageError(f"{self.path} is closed: its collection was closed or deleted")
             try:
                 connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
                 connection.execute("PRAGMA journal_mode=WAL")

@@ -171,8 +171,6 @@ class Engine:
                     except IndexError_:
                         continue
             for model in dict.fromkeys(models):
-                if self.startup.done.is_set():
-                    break
                 try:
                     _ = self.catalog.encoder(model).dimension  # loads the model
                     self.startup.models[model] = "loaded"
@@ -313,16 +311,15 @@ class Engine:
                     "set upsert to replace them, or give new ids"
                 )
 
-        def work(handle: JobHandle) -> None:
-            self._ingest(handle, name, documents, upsert)
+        def work(handle: JobHandle) -> None:  # bound to this collection, not to its name
+            self._ingest(handle, collection, documents, upsert)
 
         job = self.jobs.submit("ingest", name, len(documents), work)
         return job, [document.id for document in documents]
 
     def _ingest(
-        self, handle: JobHandle, name: str, documents: list[Document], upsert: bool
+        self, handle: JobHandle, collection: Collection, documents: list[Document], upsert: bool
     ) -> None:
-        collection = self.catalog.get(name)
         chunk = self.settings.ingest_chunk
         for start in range(0, len(documents), chunk):
             handle.check_stop()

@@ -1,0 +1,188 @@
+"""Helpers of the service tests: a small topical corpus, polling, and a real server process.
+
+Everything is real: the bundled model, FAISS, files on disk, HTTP.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = Path(os.environ.get("WHITENED_SEARCH_DATA", ROOT.parent / "shared" / "data"))
+
+TOPICS: dict[str, list[str]] = {
+    "music": [
+        "A man is playing a guitar on stage.",
+        "She practises the piano every evening.",
+        "The orchestra performed a symphony by Beethoven.",
+        "A drummer keeps the rhythm for the band.",
+        "The singer released a new album of love songs.",
+        "He tunes his violin before the concert.",
+    ],
+    "cooking": [
+        "A woman is slicing an onion in the kitchen.",
+        "Bake the bread for forty minutes in a hot oven.",
+        "The chef seasons the soup with salt and pepper.",
+        "He is frying eggs and bacon for breakfast.",
+        "Stir the sauce until it thickens.",
+        "Chop the garlic and add it to the pan.",
+    ],
+    "finance": [
+        "The stock market fell sharply on Monday.",
+        "The central bank raised interest rates again.",
+        "Shares of the tech company dropped after earnings.",
+        "Investors moved their money into government bonds.",
+        "Inflation reached its highest level in a decade.",
+        "The currency weakened against the dollar.",
+    ],
+    "animals": [
+        "A dog is running through the park.",
+        "The cat sleeps on the warm windowsill.",
+        "A herd of elephants crossed the river.",
+        "Birds are building a nest in the tree.",
+        "The horse galloped across the field.",
+        "A small fish swims near the coral reef.",
+    ],
+    "sports": [
+        "The striker scored a goal in the final minute.",
+        "She won the marathon in record time.",
+        "The tennis player served an ace to win the match.",
+        "The basketball team lost in overtime.",
+        "Cyclists raced up the mountain pass.",
+        "The swimmer broke the world record.",
+    ],
+}
+
+
+def corpus() -> list[dict[str, Any]]:
+    """30 documents, ids like music-0, metadata {"topic": ..., "n": position in topic}."""
+    return [
+        {"id": f"{topic}-{n}", "text": text, "metadata": {"topic": topic, "n": n}}
+        for topic, texts in TOPICS.items()
+        for n, text in enumerate(texts)
+    ]
+
+
+def filler(n: int, prefix: str = "filler") -> list[dict[str, Any]]:
+    """n distinct short documents (for volume: jobs, concurrency, crashes)."""
+    subjects = ["The old man", "A young girl", "The teacher", "My neighbour", "A tourist"]
+    verbs = ["reads", "paints", "writes about", "photographs", "talks about"]
+    objects = ["the sea", "a mountain", "the city at night", "an old castle", "a busy market"]
+    docs = []
+    for i in range(n):
+        s, v, o = subjects[i % 5], verbs[(i // 5) % 5], objects[(i // 25) % 5]
+        docs.append({"id": f"{prefix}-{i}", "text": f"{s} {v} {o}, number {i}."})
+    return docs
+
+
+def wait_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Poll GET /jobs/{id} until it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
+
+
+def wait_ready(client: Any, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = client.get("/ready")
+            if response.status_code == 200:
+                return response.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready after {timeout} s")
+
+
+# ---- a real server in a subprocess ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`python -m service` on 127.0.0.1 and a free port, over `data_dir`."""
+
+    def __init__(self, data_dir: Path, log: Path, **settings: Any) -> None:
+        self.data_dir = data_dir
+        self.log = log
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WHITENED_SEARCH_")}
+        for key, value in self.settings.items():
+            env[f"WHITENED_SEARCH_{key.upper()}"] = (
+                value if isinstance(value, str) else json.dumps(value)
+            )
+        return env
+
+    def start(self) -> "LiveServer":
+        command = [
+            sys.executable,
+            "-m",
+            "service",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "info",
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
+                try:
+                    if client.get("/ready").status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise AssertionError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+    def stop(self) -> None:
+        """SIGTERM and wait: uvicorn shuts down gracefully (the app checkpoints and unlocks),
+        then re-raises the signal, so the exit status is -SIGTERM."""
+        assert self.process is not None
+        logged = self.log.stat().st_size
+        self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(timeout=60)
+        tail = self.log.read_bytes()[logged:].decode(errors="replace")
+        assert status in (0, -signal.SIGTERM), tail
+        assert "Application shutdown complete" in tail and "Traceback" not in tail, tail
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown code runs
+        self.process.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()

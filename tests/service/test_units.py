@@ -1,0 +1,142 @@
+"""Pieces without a model: file readers of the CLI, settings from the environment, exposition."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from service.cli import _filter_item, _parser
+from service.config import Settings
+from service.sources import SourceError, read_documents
+from service.telemetry import Telemetry, render
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    lines = [
+        {"id": "a", "text": "first", "metadata": {"lang": "en"}},
+        {"text": "second"},
+        {"id": 3, "text": "third"},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    assert read_documents(path) == [
+        {"id": "a", "text": "first", "metadata": {"lang": "en"}},
+        {"text": "second"},
+        {"id": "3", "text": "third"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "a"}\n{"text": ', "docs.jsonl:2: not valid JSON"),
+        ("[1]", "expected a JSON object"),
+        ('{"text": ""}', "text must be a non-empty string"),
+        ('{"text": 5}', "text must be a non-empty string"),
+        ('{"_id": "1", "text": "a"}', "unknown key(s) _id"),
+        ('{"text": "a", "metadata": [1]}', "metadata must be an object"),
+        ('{"text": "a", "id": true}', "id must be a string or an integer"),
+        ("\n\n", "no documents"),
+    ],
+)
+def test_jsonl_errors_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "docs.jsonl"
+    path.write_text(content)
+    with pytest.raises(SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_documents(path)
+
+
+def test_txt(tmp_path: Path) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_text("one line\n\n  two line  \n")
+    assert read_documents(path) == [{"text": "one line"}, {"text": "two line"}]
+
+
+def test_csv_and_tsv(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text('id,text,lang\nx1,"Hello, ""world""",en\n,second,\n')
+    assert read_documents(path) == [
+        {"id": "x1", "text": 'Hello, "world"', "metadata": {"lang": "en"}},
+        {"text": "second"},
+    ]
+    tsv = tmp_path / "table.tsv"
+    tsv.write_text("text\tsource\nA tab\tsep\n")
+    assert read_documents(tsv) == [{"text": "A tab", "metadata": {"source": "sep"}}]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,body\n1,x\n")
+    with pytest.raises(SourceError, match="'text' column"):
+        read_documents(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text\n\n,\n")
+    with pytest.raises(SourceError, match="empty"):
+        read_documents(empty)
+
+
+def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="--format"):
+        read_documents(tmp_path / "docs.parquet")
+    with pytest.raises(SourceError, match="No such file"):
+        read_documents(tmp_path / "missing.txt")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SourceError, match="UTF-8"):
+        read_documents(latin)
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WHITENED_SEARCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WHITENED_SEARCH_K", "128")
+    monkeypatch.setenv("WHITENED_SEARCH_API_KEY", "k")
+    monkeypatch.setenv("WHITENED_SEARCH_CORS_ORIGINS", "http://a.example, http://b.example")
+    monkeypatch.setenv("WHITENED_SEARCH_ALLOWED_MODELS", '["/models/x"]')
+    settings = Settings()
+    assert settings.data_dir == tmp_path and settings.k == 128
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "k"
+    assert settings.cors_origins == ["http://a.example", "http://b.example"]
+    assert settings.allowed_models == ["/models/x"]
+    monkeypatch.setenv("WHITENED_SEARCH_API_KEY", "")
+    assert Settings().api_key is None
+    monkeypatch.setenv("WHITENED_SEARCH_BETA", "nan")
+    with pytest.raises(ValueError, match="finite"):
+        Settings()
+
+
+def test_prometheus_exposition() -> None:
+    telemetry = Telemetry()
+    telemetry.observe_request("GET", "/collections/{name}", 200, 0.003)
+    telemetry.observe_request("GET", "/collections/{name}", 200, 0.2)
+    telemetry.observe_request("GET", 'we"ird\\', 404, 100.0)
+    telemetry.observe_encode("query", 0.05, 3)
+    text = render(telemetry.families())
+    lines = text.splitlines()
+    route = 'method="GET",route="/collections/{name}"'
+    assert f'whitened_search_http_requests_total{{{route},status="200"}} 2' in lines
+    bucket = f"whitened_search_http_request_duration_seconds_bucket{{{route}"
+    assert f'{bucket},le="0.005"}} 1' in lines
+    assert f'{bucket},le="0.25"}} 2' in lines
+    assert f'{bucket},le="+Inf"}} 2' in lines
+    assert 'route="we\\"ird\\\\"' in text
+    assert 'whitened_search_encoded_texts_total{operation="query"} 3' in lines
+    total = next(
+        line
+        for line in lines
+        if line.startswith(
+            'whitened_search_http_request_duration_seconds_sum{method="GET",route="/collections'
+        )
+    )
+    assert math.isclose(float(total.rsplit(" ", 1)[1]), 0.203)
+    assert text.endswith("\n")
+
+
+def test_cli_arguments() -> None:
+    args = _parser().parse_args(["ingest", "f.jsonl", "-c", "news", "--create", "--k", "128"])
+    assert args.collection == "news" and args.create and args.k == 128 and args.batch == 256
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["ingest", "f.jsonl"])  # --collection is required
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["query", "x", "-c", "n", "--top-k", "0"])
+    assert _filter_item("n=3") == ("n", 3)
+    assert _filter_item("flag=true") == ("flag", True)
+    assert _filter_item("lang=en") == ("lang", "en")
+    assert _filter_item("path=a=b") == ("path", "a=b")

@@ -4,11 +4,15 @@ One app and data directory for the module; each test makes its own collections.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_support import TOPICS, corpus, filler, wait_job
+from service_support import TOPICS, corpus, filler, wait_job, wait_ready
+
+from index import DEFAULT_MODEL_ID, Collection
+from service import Settings, create_app
 
 
 def make(client: TestClient, name: str, documents: list | None = None, **settings) -> dict:
@@ -365,3 +369,21 @@ def test_deleting_a_collection_stops_its_job(app_client: TestClient) -> None:
     assert job["state"] == "failed" and "closed or deleted" in job["error"], job
     assert job["processed"] < 300
     assert app_client.get("/collections/doomed").json()["count"] == 0
+
+
+def test_a_broken_collection_is_reported_and_the_others_serve(tmp_path: Path) -> None:
+    Collection.initialise(tmp_path / "good", DEFAULT_MODEL_ID, 384)
+    Collection.initialise(tmp_path / "bad", DEFAULT_MODEL_ID, 384)
+    (tmp_path / "bad" / "manifest.json").write_text("{ not json")
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        ready = wait_ready(client)
+        assert ready["status"] == "degraded" and list(ready["unavailable"]) == ["bad"]
+        assert "unreadable" in ready["unavailable"]["bad"]
+        listed = client.get("/collections").json()
+        assert [c["name"] for c in listed["collections"]] == ["good"]
+        assert list(listed["unavailable"]) == ["bad"]
+        broken = client.get("/collections/bad")
+        assert broken.status_code == 503 and broken.json()["error"] == "unavailable"
+        docs = {"documents": [{"text": "one"}, {"text": "two"}]}
+        assert client.post("/collections/good/documents", json=docs).status_code == 201
+        assert "whitened_search_collections_unavailable 1" in client.get("/metrics").text

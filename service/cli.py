@@ -124,7 +124,9 @@ def ingest(args: argparse.Namespace) -> int:
     from service.sources import SourceError, read_documents
 
     try:
-        documents = read_documents(args.file, args.format)
+        documents = read_documents(
+            args.file, args.format, args.id_field, args.text_field or ["text"]
+        )
     except SourceError as exc:
         raise CliError(str(exc)) from exc
     client = _client(args)
@@ -250,6 +252,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--create", action="store_true", help="create the collection if missing")
     p.add_argument("--upsert", action="store_true", help="replace documents whose id exists")
     p.add_argument("--format", choices=["jsonl", "txt", "csv", "tsv"], help="default: suffix")
+    p.add_argument("--id-field", default="id", help="field of the id (jsonl, csv; default id)")
+    p.add_argument(
+        "--text-field",
+        action="append",
+        metavar="NAME",
+        help="field of the text (default text); repeat to join several with a space, e.g. "
+        "--id-field _id --text-field title --text-field text for a BEIR corpus.jsonl",
+    )
     p.add_argument("--batch", type=_positive, default=256, help="documents per request")
     p.add_argument("--beta", type=float, help="β of a collection made by --create")
     p.add_argument("--gamma", type=float, help="γ of a collection made by --create")

@@ -47,6 +47,27 @@ def test_jsonl_errors_name_the_line(tmp_path: Path, content: str, message: str) 
         read_documents(path)
 
 
+def test_beir_fields(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(
+        '{"_id": "4983", "title": "A title.", "text": "The abstract."}\n'
+        '{"_id": "5", "title": "", "text": "No title."}\n'
+    )
+    fields = {"id_field": "_id", "text_fields": ["title", "text"]}
+    assert read_documents(path, **fields) == [
+        {"id": "4983", "text": "A title. The abstract."},
+        {"id": "5", "text": "No title."},
+    ]
+    with pytest.raises(SourceError, match="unknown key"):
+        read_documents(path)
+    table = tmp_path / "t.tsv"
+    table.write_text("doc\thead\tbody\n7\tHead\tBody\n")
+    rows = read_documents(table, id_field="doc", text_fields=["head", "body"])
+    assert rows == [{"id": "7", "text": "Head Body"}]
+    with pytest.raises(SourceError, match="needs a 'x' column"):
+        read_documents(table, text_fields=["head", "body", "x"])
+
+
 def test_txt(tmp_path: Path) -> None:
     path = tmp_path / "lines.txt"
     path.write_text("one line\n\n  two line  \n")

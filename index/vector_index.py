@@ -1,8 +1,9 @@
 """FAISS behind one small interface: cosine (inner product on normalised vectors), int64 ids.
 
-Float specs come from `faiss.index_factory` ("Flat", "HNSW32", "SQ8", "PQ16", "IVF256,PQ16"...).
-Binary specs ("BFlat", "BHNSW32") keep one bit per dimension, the sign of the kernel coordinate,
-and search by Hamming distance: k/8 bytes per vector.
+Float specs come from `faiss.index_factory` ("Flat", "HNSW32", "SQ8", "PQ16", "IVF256,PQ16",
+"RaBitQ"...). Binary specs ("BFlat", "BHNSW32") keep one bit per dimension, the sign of the kernel
+coordinate, and search by Hamming distance: k/8 bytes per vector. "RaBitQ" also keeps one bit per
+dimension (plus two floats) but scores a float query against the bits, which ranks far better.
 """
 
 import os

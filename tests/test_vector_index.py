@@ -17,7 +17,7 @@ def vectors() -> np.ndarray:
 
 
 IDS = np.arange(1000, 3000, dtype=np.int64)
-SPECS = ["Flat", "HNSW32", "SQ8", "IVF16,Flat", "IVF16,PQ8x4", "PQ8x4"]
+SPECS = ["Flat", "HNSW32", "SQ8", "IVF16,Flat", "IVF16,PQ8x4", "PQ8x4", "RaBitQ"]
 
 
 @pytest.mark.parametrize("spec", SPECS)

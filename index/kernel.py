@@ -8,6 +8,7 @@ import os
 from typing import Any, Self
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from index.errors import InvalidHyperparameters, NotEnoughData, NotFitted, StorageError
 from index.storage import atomic_write
@@ -187,7 +188,8 @@ class WhiteningKernel:
             n = self.n_samples_seen_
             mean = self.sum_ / n
             sigma = self.sum_sq_ / n - (2 * beta - beta**2) * np.outer(mean, mean)
-            values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+            with threadpool_limits(1):  # d×d is small: threads only contend on a busy box
+                values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
             values, vectors = values[::-1], vectors[:, ::-1]
             # A deterministic sign per axis: its largest entry is positive.
             pivots = np.abs(vectors).argmax(axis=0)

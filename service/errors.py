@@ -17,6 +17,7 @@ from index.errors import (
     IndexError_,
     InvalidInput,
     ModelMismatch,
+    ModelUnavailable,
     NotFitted,
     NotFound,
     StorageError,
@@ -31,6 +32,7 @@ _STATUS: list[tuple[type[IndexError_], int, str]] = [
     (NotFitted, 409, "not_fitted"),
     (ModelMismatch, 409, "model_mismatch"),
     (StorageError, 503, "unavailable"),
+    (ModelUnavailable, 503, "model_unavailable"),
 ]
 
 _CODES = {

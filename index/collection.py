@@ -11,6 +11,7 @@ the snapshot are transformed and added, rows deleted since are removed), so a cr
 loses nothing that a write returned for and never shows half a write.
 """
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -201,9 +202,8 @@ class Collection:
         """Save the index as it is now, so the next open has nothing to reconcile."""
         with self._write_lock:
             fitted = self._fitted
-            if fitted is not None:
-                with self._index_lock:
-                    self._switch(self.manifest, fitted)
+            if fitted is not None:  # writers wait on the write lock; readers only read
+                self._switch(self.manifest, fitted)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -324,8 +324,9 @@ class Collection:
                 "explained_energy": float(fitted.kernel.explained_energy_[k - 1]),
                 "rank": fitted.kernel.rank_,
             }
-            with self._index_lock:
-                info["index_bytes_per_vector"] = fitted.index.bytes_per_vector
+            info["index_bytes_per_vector"] = fitted.index.saved_bytes_per_vector
+        count = info["count"]
+        info["disk_bytes_per_document"] = _disk_bytes(self.path) / count if count else None
         return info
 
     # ---- internals --------------------------------------------------------------------------
@@ -424,6 +425,16 @@ class Collection:
                 f"collection {self.name} has no kernel yet: add at least 2 documents, or fit it"
             )
         return fitted
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes of every file under `directory`; files a concurrent write replaces are skipped."""
+    total = 0
+    for path in directory.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

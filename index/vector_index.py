@@ -45,6 +45,7 @@ class VectorIndex:
         self.dim = dim
         self.spec = _check_spec(spec)
         self._index = _new_index(dim, self.spec)
+        self.saved_bytes_per_vector: float | None = None
 
     @classmethod
     def build(cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray) -> "VectorIndex":
@@ -80,7 +81,11 @@ class VectorIndex:
 
     @property
     def bytes_per_vector(self) -> float | None:
-        """Memory per vector as FAISS serialises the index: codes, graph links, ids, codebooks."""
+        """Memory per vector as FAISS serialises the index: codes, graph links, ids, codebooks.
+
+        It serialises the index: not while another thread adds. `saved_bytes_per_vector` is the
+        same figure as of the last save or load, free to read at any time.
+        """
         if self.ntotal == 0:
             return None
         return len(self._serialize()) / self.ntotal
@@ -160,6 +165,7 @@ class VectorIndex:
         data = self._serialize()
         with atomic_write(path) as handle:
             handle.write(data.tobytes())
+        self.saved_bytes_per_vector = len(data) / self.ntotal if self.ntotal else None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], spec: str) -> "VectorIndex":
@@ -175,6 +181,9 @@ class VectorIndex:
         index.dim = int(loaded.d)
         index.spec = spec
         index._index = loaded
+        index.saved_bytes_per_vector = (
+            os.path.getsize(path) / loaded.ntotal if loaded.ntotal else None
+        )
         return index
 
     # ---- internals --------------------------------------------------------------------------

@@ -194,7 +194,7 @@ class Engine:
         else:
             status = "ready"
         return {
-            "ready": status in ("ready", "degraded"),
+            "ready": status == "ready",
             "status": status,
             "model_loaded": default_loaded,
             "models": models,

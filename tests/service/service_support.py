@@ -99,7 +99,7 @@ def wait_ready(client: Any, timeout: float = 120.0) -> dict[str, Any]:
     while time.monotonic() < deadline:
         try:
             response = client.get("/ready")
-            if response.status_code == 200:
+            if response.status_code in (200, 503) and response.json()["status"] != "starting":
                 return response.json()
         except httpx.TransportError:
             pass

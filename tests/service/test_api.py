@@ -378,6 +378,7 @@ def test_a_broken_collection_is_reported_and_the_others_serve(tmp_path: Path) ->
     with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
         ready = wait_ready(client)
         assert ready["status"] == "degraded" and list(ready["unavailable"]) == ["bad"]
+        assert not ready["ready"] and client.get("/ready").status_code == 503
         assert "unreadable" in ready["unavailable"]["bad"]
         listed = client.get("/collections").json()
         assert [c["name"] for c in listed["collections"]] == ["good"]

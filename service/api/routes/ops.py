@@ -20,11 +20,17 @@ async def health() -> Health:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Starting, or the model failed"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Starting, a model failed, or a collection cannot be opened",
+        }
+    },
 )
 async def ready(engine: EngineDep) -> JSONResponse:
-    """200 once the model is loaded and the collections are open (broken ones are listed in
-    `unavailable`, and answer 503 themselves); 503 while starting or if the model failed."""
+    """200 once the models are loaded and every collection is open; 503 while starting, when a
+    model failed, or when a collection cannot be opened (listed in `unavailable`: the operator
+    must look). The other collections keep serving meanwhile."""
     state = Readiness(**engine.readiness())
     return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
 

@@ -13,6 +13,7 @@ host, and `query` answers at once instead of loading the model itself.
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -72,6 +73,10 @@ def serve(args: argparse.Namespace) -> int:
     except DataDirBusy as exc:
         raise CliError(str(exc)) from exc
     probe.release()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

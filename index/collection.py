@@ -255,6 +255,11 @@ class Collection:
         """Raw vectors of this collection's model through its kernel."""
         return self._require_fitted().kernel.transform(vectors)
 
+    def quantize(self, vectors: Any) -> np.ndarray:
+        """Raw vectors through the kernel and the index's codes: what the index compares."""
+        fitted = self._require_fitted()
+        return fitted.index.quantize(fitted.kernel.transform(vectors))
+
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         return self._store.get(_check_ids(ids))
 

@@ -35,8 +35,17 @@ class Settings(BaseSettings):
     )
     beta: float = Field(0.0, allow_inf_nan=False, description="Default β of new collections.")
     gamma: float = Field(0.0, allow_inf_nan=False, description="Default γ of new collections.")
-    k: int | None = Field(None, ge=1, description="Default k of new collections (None: d).")
-    index_spec: str = Field("Flat", min_length=1, description="Default FAISS factory spec.")
+    k: int | None = Field(
+        128,
+        ge=1,
+        description="Default k of new collections (capped at the model's dimension; None: d).",
+    )
+    index_spec: str = Field("SQ8", min_length=1, description="Default FAISS factory spec.")
+    rescore: bool = Field(
+        True,
+        description="Whether new collections re-score the index's candidates with the raw "
+        "vectors by default (queries can say otherwise).",
+    )
 
     api_key: SecretStr | None = Field(
         None,

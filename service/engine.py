@@ -34,6 +34,7 @@ from index import (
     WriteResult,
 )
 from index import Settings as CollectionSettings
+from index.compression import CompressionReport
 from index.documents import prepare
 from index.tuning import TuningResult, tune_pairs, tune_retrieval
 from service.config import Settings
@@ -43,6 +44,8 @@ from service.telemetry import PREFIX, Family, Sample, Telemetry
 logger = logging.getLogger("whitened_search")
 
 LOCK_FILE = "whitened-search.lock"
+RESCORE_CANDIDATES_PER_TOP_K = 10
+"""Re-scoring candidates are limited to this many times the server's max_top_k."""
 
 
 class DataDirBusy(RuntimeError):
@@ -215,20 +218,24 @@ class Engine:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
+        rescore: bool | None = None,
     ) -> dict[str, Any]:
+        """Create a collection; what is left out comes from the server's defaults (a default k
+        above the model's dimension becomes the dimension)."""
         s = self.settings
+        if model is not None:
+            self._check_model_allowed(model)
+        try:
+            dimension = self.catalog.encoder(model).dimension  # loads it
+        except Exception as exc:  # sentence-transformers raises many kinds for a bad model
+            raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
         settings = CollectionSettings(
             beta=s.beta if beta is None else beta,
             gamma=s.gamma if gamma is None else gamma,
-            k=s.k if k is None else k,
+            k=(None if s.k is None else min(s.k, dimension)) if k is None else k,
             index_spec=s.index_spec if index_spec is None else index_spec,
+            rescore=s.rescore if rescore is None else rescore,
         )
-        if model is not None:
-            self._check_model_allowed(model)
-            try:
-                _ = self.catalog.encoder(model).dimension  # loads it
-            except Exception as exc:  # sentence-transformers raises many kinds for a bad model
-                raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
         return self.catalog.create(name, model, settings).describe()
 
     def _check_model_allowed(self, model: str) -> None:
@@ -374,6 +381,7 @@ class Engine:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
+        rescore: bool | None = None,
     ) -> tuple[dict[str, Any], float]:
         """Refit from the stored raw vectors; queries use the old kernel until the switch."""
         collection = self.catalog.get(name)
@@ -381,7 +389,7 @@ class Engine:
             raise InvalidInput(
                 f"collection {name} holds {collection.count()} document(s): fitting needs 2"
             )
-        result = collection.fit(beta=beta, gamma=gamma, k=k, index_spec=index_spec)
+        result = collection.fit(beta=beta, gamma=gamma, k=k, index_spec=index_spec, rescore=rescore)
         return collection.describe(), result.index_seconds
 
     def tune(
@@ -395,12 +403,7 @@ class Engine:
         apply: bool = False,
     ) -> Tuned:
         """Grid-search β, γ, k on labelled pairs or queries with the collection's statistics."""
-        examples = len(pairs) if pairs is not None else len(queries or [])
-        if examples > self.settings.max_tune_examples:
-            raise InvalidInput(
-                f"{examples} labelled examples; at most {self.settings.max_tune_examples} per "
-                "tune request: sample them"
-            )
+        self._check_examples(pairs, queries)
         collection = self.catalog.get(name)
         kernel = self._require_kernel(collection)
         options = {key: value for key, value in (grid or {}).items() if value is not None}
@@ -435,6 +438,40 @@ class Engine:
             info, fit_seconds = collection.describe(), fitted.index_seconds
         return Tuned(result, apply, info, encode_seconds, tune_seconds, fit_seconds)
 
+    def _check_examples(self, pairs: Sequence[Any] | None, queries: Sequence[Any] | None) -> None:
+        examples = len(pairs) if pairs is not None else len(queries or [])
+        if examples > self.settings.max_tune_examples:
+            raise InvalidInput(
+                f"{examples} labelled examples; at most {self.settings.max_tune_examples} per "
+                "request: sample them"
+            )
+
+    def report(
+        self,
+        name: str,
+        *,
+        pairs: Sequence[tuple[str, str, float]] | None = None,
+        queries: Sequence[tuple[str, Mapping[str, float]]] | None = None,
+        **options: Any,
+    ) -> tuple[CompressionReport, float]:
+        """The compression report of a collection (see index.compression), and its seconds."""
+        self._check_examples(pairs, queries)
+        collection = self.catalog.get(name)
+        self._require_kernel(collection)
+        encoder = self._encoder_of(collection)
+        started = time.perf_counter()
+        if pairs is not None:
+            n = len(pairs)
+            vectors, _ = self._encode(
+                encoder, [p[0] for p in pairs] + [p[1] for p in pairs], "report"
+            )
+            options["pairs"] = (vectors[:n], vectors[n:], [p[2] for p in pairs])
+        elif queries is not None:
+            options["queries"], _ = self._encode(encoder, [q for q, _ in queries], "report")
+            options["relevant"] = [dict(judged) for _, judged in queries]
+        result = collection.compression_report(**options)
+        return result, time.perf_counter() - started
+
     # ---- search -----------------------------------------------------------------------------
 
     def query(
@@ -443,16 +480,21 @@ class Engine:
         texts: Sequence[str],
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
+        rescore: bool | None = None,
+        candidates: int | None = None,
     ) -> tuple[list[list[Hit]], float, float]:
         """Hits per text, best first; returns them with encode and search seconds."""
         self._check_count(len(texts), "texts")
         if top_k > self.settings.max_top_k:
             raise InvalidInput(f"top_k={top_k} is above the limit {self.settings.max_top_k}")
+        most = RESCORE_CANDIDATES_PER_TOP_K * self.settings.max_top_k
+        if candidates is not None and candidates > most:
+            raise InvalidInput(f"candidates={candidates} is above the limit {most}")
         collection = self.catalog.get(name)
         self._require_kernel(collection)
         vectors, encode_seconds = self._encode(self._encoder_of(collection), texts, "query")
         started = time.perf_counter()
-        hits = collection.search_vectors(vectors, top_k, where)
+        hits = collection.search_vectors(vectors, top_k, where, rescore, candidates)
         return hits, encode_seconds, time.perf_counter() - started
 
     def embed(self, name: str, texts: Sequence[str], space: str) -> np.ndarray:
@@ -464,9 +506,12 @@ class Engine:
         return collection.transform(vectors) if space == "kernel" else vectors
 
     def similarity(
-        self, pairs: Sequence[tuple[str, str]], collection_name: str | None = None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        collection_name: str | None = None,
+        codes: bool = False,
     ) -> np.ndarray:
-        """Cosine of each pair: through a collection's kernel, or of the raw vectors."""
+        """Cosine of each pair: raw, through a collection's kernel, or of its index's codes."""
         self._check_count(len(pairs), "pairs")
         collection = None if collection_name is None else self.catalog.get(collection_name)
         if collection is not None:
@@ -474,7 +519,10 @@ class Engine:
         encoder = self.catalog.encoder() if collection is None else self._encoder_of(collection)
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
         vectors, _ = self._encode(encoder, texts, "similarity")
-        vectors = _normalised(vectors) if collection is None else collection.transform(vectors)
+        if collection is None:
+            vectors = _normalised(vectors)
+        else:
+            vectors = collection.quantize(vectors) if codes else collection.transform(vectors)
         n = len(pairs)
         return np.einsum("ij,ij->i", vectors[:n], vectors[n:], dtype=np.float64)
 

@@ -46,7 +46,11 @@ class CollectionCreate(Request):
     gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
     k: K | None = None
     index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        None, description="FAISS index_factory spec: Flat, HNSW32, SQ8, IVF256,PQ16..."
+        None,
+        description="FAISS index_factory spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, IVF256,PQ16...",
+    )
+    rescore: bool | None = Field(
+        None, description="Re-score candidates with the stored raw vectors by default."
     )
 
 
@@ -74,6 +78,7 @@ class CollectionSettings(BaseModel):
     gamma: float
     k: int | None
     index_spec: str
+    rescore: bool = Field(description="Whether queries re-score candidates by default.")
 
 
 class CollectionInfo(BaseModel):
@@ -95,7 +100,12 @@ class CollectionInfo(BaseModel):
     )
     rank: int | None = Field(None, description="Meaningful components of the fitted vectors.")
     index_bytes_per_vector: float | None = Field(
-        None, description="Bytes per vector of the serialised FAISS index (codes, ids, links)."
+        None,
+        description="Memory per vector of the FAISS index (codes, ids, links), as of its last "
+        "save.",
+    )
+    disk_bytes_per_document: float | None = Field(
+        None, description="All of the collection's files (documents, raw vectors, index) per doc."
     )
 
 
@@ -222,6 +232,7 @@ class FitIn(Request):
     gamma: FiniteFloat | None = None
     k: K | None = None
     index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    rescore: bool | None = None
 
 
 class FitOut(BaseModel):
@@ -240,6 +251,13 @@ class LabelledQuery(Request):
     relevant: dict[str, FiniteFloat] | list[str] = Field(
         description="Relevant document ids with a grade > 0, or a list of ids (grade 1)."
     )
+
+
+def relevance(query: LabelledQuery) -> dict[str, float]:
+    """A query's judgments as {doc_id: grade}; a bare list of ids means grade 1 each."""
+    if isinstance(query.relevant, dict):
+        return dict(query.relevant)
+    return dict.fromkeys(query.relevant, 1.0)
 
 
 class TuneIn(Request):
@@ -316,6 +334,14 @@ class QueryIn(Request):
     filter: dict[str, FilterValue] | None = Field(
         None, description="Metadata equality: every key must equal its value."
     )
+    rescore: bool | None = Field(
+        None,
+        description="Re-rank the index's candidates by the exact cosine of the stored raw "
+        "vectors (null: the collection's setting).",
+    )
+    candidates: int | None = Field(
+        None, ge=1, description="Candidates to re-score per query (null: max(4·top_k, 40))."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> "QueryIn":
@@ -330,7 +356,12 @@ class QueryIn(Request):
 
 class HitOut(BaseModel):
     id: str
-    score: float = Field(description="Cosine similarity in the kernel's space.")
+    score: float = Field(description="Similarity; score_kind says which.")
+    score_kind: Literal["cosine", "quantized_cosine", "sign_agreement", "raw_cosine"] = Field(
+        description="cosine: exact, in the kernel's space; quantized_cosine: of the index's "
+        "codes; sign_agreement: 1 − 2·Hamming/k of binary codes; raw_cosine: re-scored with the "
+        "raw vectors."
+    )
     text: str
     metadata: dict[str, Any]
 
@@ -386,12 +417,79 @@ class SimilarityIn(Request):
     collection: CollectionName | None = Field(
         None, description="Score through this collection's kernel; absent: raw cosine."
     )
+    codes: bool = Field(
+        False,
+        description="With a collection: score the index's codes of the kernel vectors (what a "
+        "query without re-scoring compares), not the float kernel vectors.",
+    )
+
+    @model_validator(mode="after")
+    def _codes_need_a_collection(self) -> "SimilarityIn":
+        if self.codes and self.collection is None:
+            raise ValueError("codes needs a collection: name the collection whose index to use")
+        return self
 
 
 class SimilarityOut(BaseModel):
-    space: Literal["raw", "kernel"]
+    space: Literal["raw", "kernel", "index"]
     collection: str | None
     scores: list[float]
+
+
+class ReportIn(Request):
+    """Which settings to measure; labels are optional (without them: recall@10 only)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ks": [384, 128, 64], "specs": ["Flat", "SQ8", "RaBitQ"], "n_queries": 200}
+            ]
+        }
+    )
+
+    ks: list[K] | None = Field(
+        None, min_length=1, max_length=10, description="k values (default 384, 256, 192, 128…)."
+    )
+    specs: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=lambda: ["Flat", "SQ8", "RaBitQ", "BFlat"], min_length=1, max_length=8
+    )
+    rescore: list[bool] = Field(default_factory=lambda: [False, True], min_length=1, max_length=2)
+    n_queries: int = Field(
+        200, ge=1, le=2000, description="Documents drawn as queries when no queries are given."
+    )
+    queries: list[LabelledQuery] | None = Field(
+        None, min_length=1, description="Queries with relevant document ids (adds nDCG@10)."
+    )
+    pairs: list[LabelledPair] | None = Field(
+        None, min_length=2, description="Scored pairs (adds Spearman of the codes' cosines)."
+    )
+    candidates: int | None = Field(None, ge=1, description="Candidates re-scored per query.")
+
+    @model_validator(mode="after")
+    def _one_label_kind(self) -> "ReportIn":
+        if self.queries is not None and self.pairs is not None:
+            raise ValueError("give queries or pairs, not both")
+        return self
+
+
+class ReportRow(BaseModel):
+    k: int
+    index_spec: str
+    rescore: bool
+    bytes_per_vector: float = Field(description="Index memory per vector (codes, ids, links).")
+    recall_at_10: float = Field(description="Against exact search on the raw vectors (0–1).")
+    latency_ms: float = Field(description="Median ms of one query: kernel, search, re-scoring.")
+    metric: float | None = Field(None, description="nDCG@10 or Spearman when labels are given.")
+
+
+class ReportOut(BaseModel):
+    collection: str
+    n_documents: int
+    n_queries: int
+    metric: str | None
+    rows: list[ReportRow]
+    table: str = Field(description="The rows as a Markdown table.")
+    seconds: float
 
 
 # ---- operations -------------------------------------------------------------------------------

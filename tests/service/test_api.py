@@ -51,7 +51,13 @@ def test_create_list_describe_delete(app_client: TestClient) -> None:
     info = make(app_client, "crud", k=64, beta=0.5)
     assert info["name"] == "crud" and info["count"] == 0 and not info["fitted"]
     assert info["dimension"] == 384 and info["raw_bytes_per_vector"] == 4 * 384
-    assert info["settings"] == {"beta": 0.5, "gamma": 0.0, "k": 64, "index_spec": "Flat"}
+    assert info["settings"] == {
+        "beta": 0.5,
+        "gamma": 0.0,
+        "k": 64,
+        "index_spec": "SQ8",
+        "rescore": True,
+    }
     names = [c["name"] for c in app_client.get("/collections").json()["collections"]]
     assert "crud" in names
     assert app_client.get("/collections/crud").json()["settings"]["k"] == 64
@@ -61,7 +67,7 @@ def test_create_list_describe_delete(app_client: TestClient) -> None:
 
 
 def test_add_fits_and_describes(app_client: TestClient) -> None:
-    written = make(app_client, "sync", corpus(), k=128)
+    written = make(app_client, "sync", corpus(), k=128, index_spec="Flat")
     assert written["added"] == 30 and written["replaced"] == 0 and written["count"] == 30
     assert written["fitted"] and written["fit_error"] is None
     assert written["ids"] == [d["id"] for d in corpus()]
@@ -93,7 +99,9 @@ def test_query_finds_the_topic(app_client: TestClient) -> None:
         assert len(scores) == 5 and scores == sorted(scores, reverse=True)
         assert all(-1.0001 <= s <= 1.0001 for s in scores)
     hit = results[0]["hits"][0]
-    assert set(hit) == {"id", "score", "text", "metadata"} and hit["metadata"]["topic"] == "music"
+    assert set(hit) == {"id", "score", "score_kind", "text", "metadata"}
+    assert hit["metadata"]["topic"] == "music"
+    assert hit["score_kind"] == "raw_cosine"  # the server's default: SQ8 codes, re-scored
     assert "encode;dur=" in response.headers["server-timing"]
 
 
@@ -204,7 +212,7 @@ def test_ingest_job_fits_on_the_whole_corpus(app_client: TestClient) -> None:
 def test_fit_changes_kernel_without_reencoding(app_client: TestClient) -> None:
     make(app_client, "refit", corpus())
     before = app_client.get("/collections/refit").json()
-    assert before["k"] == 384
+    assert before["k"] == 128  # the server's default
     fitted = app_client.post(
         "/collections/refit/fit", json={"beta": 1.0, "gamma": 0.5, "k": 16, "index_spec": "HNSW32"}
     )
@@ -256,7 +264,7 @@ def test_tune_queries_without_apply(app_client: TestClient) -> None:
     tuned = response.json()
     assert tuned["metric"] == "ndcg@5" and not tuned["applied"] and tuned["collection"] is None
     assert tuned["best"]["score"] > 0.5
-    assert app_client.get("/collections/retrieval").json()["k"] == 384  # unchanged
+    assert app_client.get("/collections/retrieval").json()["k"] == 128  # unchanged
 
 
 def test_tune_needs_a_kernel(app_client: TestClient) -> None:
@@ -267,7 +275,7 @@ def test_tune_needs_a_kernel(app_client: TestClient) -> None:
 
 
 def test_embed_and_similarity(app_client: TestClient) -> None:
-    make(app_client, "rotation", corpus())  # β=γ=0, k=d: a pure rotation
+    make(app_client, "rotation", corpus(), k=384, index_spec="Flat")  # a pure rotation
     texts = ["A man is playing a guitar.", "Stocks fell."]
     raw = app_client.post(
         "/collections/rotation/embed", json={"texts": texts, "space": "raw"}

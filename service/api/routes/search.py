@@ -1,5 +1,7 @@
 """Query a collection, embed texts, and score the similarity of text pairs."""
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from service.api.deps import EngineDep
@@ -11,8 +13,12 @@ from service.schemas import (
     QueryIn,
     QueryOut,
     QueryResult,
+    ReportIn,
+    ReportOut,
+    ReportRow,
     SimilarityIn,
     SimilarityOut,
+    relevance,
 )
 
 router = APIRouter(tags=["search"])
@@ -25,7 +31,9 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     The Server-Timing header tells the encode and search milliseconds.
     """
     texts = body.all_texts
-    hits, encode_seconds, search_seconds = engine.query(name, texts, body.top_k, body.filter)
+    hits, encode_seconds, search_seconds = engine.query(
+        name, texts, body.top_k, body.filter, body.rescore, body.candidates
+    )
     response.headers["Server-Timing"] = (
         f"encode;dur={1000 * encode_seconds:.1f}, search;dur={1000 * search_seconds:.1f}"
     )
@@ -34,7 +42,14 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
             QueryResult(
                 query=text,
                 hits=[
-                    HitOut(id=h.id, score=h.score, text=h.text, metadata=h.metadata) for h in found
+                    HitOut(
+                        id=h.id,
+                        score=h.score,
+                        score_kind=h.score_kind,
+                        text=h.text,
+                        metadata=h.metadata,
+                    )
+                    for h in found
                 ],
             )
             for text, found in zip(texts, hits, strict=True)
@@ -53,9 +68,45 @@ def embed(name: str, body: EmbedIn, engine: EngineDep) -> EmbedOut:
 def similarity(body: SimilarityIn, engine: EngineDep) -> SimilarityOut:
     """Cosine of each text pair: through a collection's kernel, or of the default model's raw
     vectors when no collection is named."""
-    scores = engine.similarity([(p.text1, p.text2) for p in body.pairs], body.collection)
+    scores = engine.similarity(
+        [(p.text1, p.text2) for p in body.pairs], body.collection, body.codes
+    )
+    space = "raw" if body.collection is None else "index" if body.codes else "kernel"
     return SimilarityOut(
-        space="raw" if body.collection is None else "kernel",
+        space=space,
         collection=body.collection,
         scores=scores.tolist(),
+    )
+
+
+@router.post("/collections/{name}/report", response_model=ReportOut, responses=ERRORS)
+def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
+    """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
+
+    Each setting's index is built beside the collection (nothing changes in it) and measured:
+    recall@10 against exact search on the raw vectors, for documents drawn as queries (or the
+    queries given), median latency of one query, and nDCG@10 or Spearman with labels.
+    """
+    labels: dict[str, Any] = {}
+    if body.pairs is not None:
+        labels["pairs"] = [(p.text1, p.text2, p.score) for p in body.pairs]
+    elif body.queries is not None:
+        labels["queries"] = [(q.text, relevance(q)) for q in body.queries]
+    result, seconds = engine.report(
+        name,
+        ks=body.ks,
+        specs=body.specs,
+        rescore=body.rescore,
+        n_queries=body.n_queries,
+        candidates=body.candidates,
+        **labels,
+    )
+    return ReportOut(
+        collection=name,
+        n_documents=result.n_documents,
+        n_queries=result.n_queries,
+        metric=result.metric_name,
+        rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
+        table=result.table(),
+        seconds=seconds,
     )

@@ -4,7 +4,15 @@ from fastapi import APIRouter
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.schemas import CollectionInfo, FitIn, FitOut, TuneIn, TuneOut, TuningPointOut
+from service.schemas import (
+    CollectionInfo,
+    FitIn,
+    FitOut,
+    TuneIn,
+    TuneOut,
+    TuningPointOut,
+    relevance,
+)
 
 router = APIRouter(prefix="/collections/{name}", tags=["kernel"])
 
@@ -15,7 +23,7 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
     Queries keep being answered by the old kernel and index until the new ones are saved.
     """
-    info, seconds = engine.fit(name, body.beta, body.gamma, body.k, body.index_spec)
+    info, seconds = engine.fit(name, body.beta, body.gamma, body.k, body.index_spec, body.rescore)
     return FitOut(collection=CollectionInfo(**info), fit_seconds=seconds)
 
 
@@ -31,10 +39,7 @@ def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
         pairs = [(p.text1, p.text2, p.score) for p in body.pairs]
         tuned = engine.tune(name, pairs=pairs, grid=grid, apply=body.apply)
     else:
-        queries = [
-            (q.text, q.relevant if isinstance(q.relevant, dict) else dict.fromkeys(q.relevant, 1.0))
-            for q in body.queries or []
-        ]
+        queries = [(q.text, relevance(q)) for q in body.queries or []]
         tuned = engine.tune(name, queries=queries, grid=grid, k_eval=body.k_eval, apply=body.apply)
     result = tuned.result
     return TuneOut(

@@ -1,0 +1,92 @@
+"""`python -m bench <name> [--smoke] [--out DIR] ...`: run one benchmark.
+
+quality is implemented; speed and peers (issue 6) are not yet, and say so.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from bench import report
+
+BENCHMARKS = {
+    "quality": "bench.quality",
+    "compression": "bench.compression",
+    "speed": None,  # not implemented yet: see bench/README.md
+    "peers": None,
+}
+DESCRIPTIONS = {
+    "quality": "STS-B and SciFact quality of each kernel setting and k (tables + plots)",
+    "compression": "bytes per vector against quality: index specs, k, re-scoring (SciFact, STS-B)",
+    "speed": "ingest, latency, memory on Reuters (not implemented yet)",
+    "peers": "txtai and Chroma side by side (not implemented yet)",
+}
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, same code paths: checks the benchmark still runs",
+    )
+    parser.add_argument("--out", help=f"output folder (default {report.RESULTS_DIR})")
+    parser.add_argument(
+        "--data",
+        help="data folder (default $WHITENED_SEARCH_DATA or ../shared/data beside the repository)",
+    )
+    parser.add_argument(
+        "--model", help="sentence-transformers model (default: the bundled all-MiniLM-L6-v2)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    parser.add_argument("--cache-dir", help="embedding cache folder (default bench/.cache)")
+    parser.add_argument("--no-cache", action="store_true", help="always encode, store nothing")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="benchmark", required=True, metavar="<name>")
+    for name, module in BENCHMARKS.items():
+        sub = commands.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
+        _common(sub)
+        if module is not None:
+            importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logger = logging.getLogger("bench")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    module = BENCHMARKS[args.benchmark]
+    if module is None:
+        print(
+            f"bench {args.benchmark}: not implemented yet (issue 6); see bench/README.md",
+            file=sys.stderr,
+        )
+        return 2
+    from bench.data import DataMissing
+
+    started = time.perf_counter()
+    try:
+        code = importlib.import_module(module).run(args)
+    except DataMissing as exc:
+        print(f"bench {args.benchmark}: {exc}", file=sys.stderr)
+        return 3
+    logger.info(
+        "bench %s finished in %s",
+        args.benchmark,
+        report.format_seconds(time.perf_counter() - started),
+    )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Writing results: Markdown tables, PNG line plots, JSON figures, and wall-clock timings.
+
+Small helpers shared by every benchmark, so that their outputs look alike. Plots are drawn with
+matplotlib's Agg backend (no display needed).
+"""
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub Markdown table; None cells are left empty, the first column is left-aligned."""
+    width = len(header)
+    lines = [
+        "| " + " | ".join(str(h) for h in header) + " |",
+        "|" + "---|" + "---:|" * (width - 1),
+    ]
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row has {len(row)} cells for {width} columns: {row!r}")
+        cells = ["" if cell is None else str(cell) for cell in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` (ending in one newline), creating the folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    return path
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    return write_text(path, json.dumps(data, indent=1, ensure_ascii=False, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass
+class Series:
+    """One line of a plot: y against x, with a label; None values are gaps."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float | None]
+    style: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Panel:
+    """One set of axes: lines, horizontal reference lines (label -> y) and axis labels."""
+
+    series: Sequence[Series]
+    ylabel: str
+    hlines: Mapping[str, float] = field(default_factory=dict)
+    title: str | None = None
+
+
+def line_plot(
+    path: str | os.PathLike[str],
+    panels: Sequence[Panel],
+    *,
+    xlabel: str,
+    xticks: Sequence[float] | None = None,
+    log2_x: bool = False,
+    top_axis: tuple[str, float] | None = None,
+    suptitle: str | None = None,
+) -> Path:
+    """Draw `panels` side by side into a PNG; returns the path.
+
+    Args:
+        xlabel, xticks: the shared x axis (ticks labelled with their values).
+        log2_x: a base-2 logarithmic x axis (even spacing for 32, 64, 128...).
+        top_axis: (label, factor): a second x axis on top showing x·factor (e.g. bytes).
+        suptitle: a title over all panels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(max(8.0, 6.4 * len(panels)), 5.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for series in panel.series:
+            points = [(x, y) for x, y in zip(series.x, series.y, strict=True) if _finite(y)]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(
+                    xs, ys, label=series.label, **{"marker": "o", "markersize": 4, **series.style}
+                )
+        for i, (label, y) in enumerate(panel.hlines.items()):
+            ax.axhline(y, color="black", linestyle=("--", ":", "-.")[i % 3], lw=1.2, label=label)
+        if log2_x:
+            ax.set_xscale("log", base=2)
+        if xticks is not None:
+            ax.xaxis.set_major_locator(FixedLocator(list(xticks)))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels([f"{t:g}" for t in xticks])
+        if top_axis is not None:
+            label, factor = top_axis
+            top = ax.secondary_xaxis(
+                "top", functions=(lambda x, f=factor: x * f, lambda x, f=factor: x / f)
+            )
+            top.set_xlabel(label)
+            if xticks is not None:
+                top.xaxis.set_major_locator(FixedLocator([t * factor for t in xticks]))
+                top.xaxis.set_minor_locator(NullLocator())
+                top.set_xticklabels([f"{t * factor:g}" for t in xticks])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.title:
+            ax.set_title(panel.title)
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=min(3 * len(panels), len(labels)),
+        fontsize="small",
+        frameon=False,
+    )
+    if suptitle:
+        fig.suptitle(suptitle)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+class Timings:
+    """Named wall-clock durations of a run's phases, in the order they were taken."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def markdown(self) -> str:
+        return ", ".join(f"{name} {format_seconds(s)}" for name, s in self.seconds.items())
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:.0f} s"

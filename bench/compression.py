@@ -16,6 +16,7 @@ import numpy as np
 
 from bench import data, report
 from bench.cache import EmbeddingCache
+from index.compression import CompressionReport
 from index.compression import report as compression_report
 from index.encoder import Encoder
 from index.kernel import WhiteningKernel
@@ -80,7 +81,45 @@ def scifact(
         f"{result.table()}\n"
     )
     log.info("SciFact compression report in %.1f s", seconds)
-    return report.write_text(out / "compression_scifact.md", text)
+    plot(result, out / "compression_scifact.png")
+    return report.write_text(
+        out / "compression_scifact.md",
+        text + "\n![nDCG@10 against bytes per vector](compression_scifact.png)\n",
+    )
+
+
+def plot(result: CompressionReport, path: Path) -> Path:
+    """nDCG@10 against bytes per vector: a line per index spec and re-scoring, a point per k."""
+    series = []
+    for spec_number, spec in enumerate(SPECS):
+        for on in (False, True):
+            rows = sorted(
+                (r for r in result.rows if r.index_spec == spec and r.rescore == on),
+                key=lambda r: r.bytes_per_vector,
+            )
+            series.append(
+                report.Series(
+                    f"{spec}, re-scored" if on else spec,
+                    [r.bytes_per_vector for r in rows],
+                    [None if r.metric is None else 100 * r.metric for r in rows],
+                    {"color": f"C{spec_number}", "linestyle": "-" if on else ":"},
+                )
+            )
+    flat = max(result.rows, key=lambda r: r.bytes_per_vector)
+    return report.line_plot(
+        path,
+        [
+            report.Panel(
+                series,
+                "nDCG@10 × 100 (SciFact test)",
+                hlines={"uncompressed (k=384, Flat)": 100 * (flat.metric or 0.0)},
+            )
+        ],
+        xlabel="bytes per vector in the index (log scale; points are k = 64 … 384)",
+        xticks=[16, 32, 64, 128, 256, 512, 1024, 2048],
+        log2_x=True,
+        suptitle="Quality per byte: index codes with and without re-scoring",
+    )
 
 
 def stsb(

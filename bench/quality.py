@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 KS = (384, 256, 192, 128, 96, 64, 32)
 SMOKE_KS = (384, 64, 32)
-SMOKE_STSB_PAIRS = 200
+SMOKE_STSB_PAIRS = 100
 """Pairs kept per STS-B split in a smoke run."""
-SMOKE_SCIFACT_DOCS = 200
+SMOKE_SCIFACT_DOCS = 150
 HEADLINE_K = 128
 NDCG_AT = 10
 RECALL_AT = 100
@@ -304,7 +304,8 @@ def headline(grid: Grid) -> str:
     ratio = 4 * grid.dimension / k
     return (
         f"At k={k} with SQ8 codes ({k} B per vector, {ratio:.0f}× smaller than "
-        f"{grid.dimension} float32), {grid.metrics[0]} × 100 against raw "
+        f"the raw {grid.dimension} float32, {4 * grid.dimension} B), {grid.metrics[0]} × 100 "
+        "against raw "
         f"{100 * grid.raw[0]:.2f}: " + "; ".join(parts) + "."
     )
 

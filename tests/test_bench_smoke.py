@@ -1,0 +1,129 @@
+"""The benchmarks' smoke modes run end to end (tiny sizes) and write their tables and plots.
+
+The full runs are not part of the suite (minutes each, see bench/README.md); these keep them from
+rotting. The quality smoke run needs ../shared/data and skips without it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.__main__ import main
+from bench.cache import EmbeddingCache, texts_key
+from bench.data import load_scifact, load_stsb
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _require(data_dir: Path) -> None:
+    needed = [
+        data_dir / "stsb" / "sts-test.csv",
+        data_dir / "scifact" / "corpus.jsonl",
+        data_dir / "scifact" / "qrels" / "test.tsv",
+    ]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        pytest.skip(
+            f"evaluation data not found ({', '.join(missing)}): "
+            "set WHITENED_SEARCH_DATA to the folder holding stsb/ and scifact/"
+        )
+
+
+@pytest.fixture(scope="module")
+def quality_smoke(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """One `python -m bench quality --smoke` run, with its own empty embedding cache."""
+    _require(data_dir)
+    out = tmp_path_factory.mktemp("quality")
+    argv = ["quality", "--smoke", "--quiet", "--out", str(out), "--data", str(data_dir)]
+    assert main([*argv, "--cache-dir", str(out / "cache")]) == 0
+    return out
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["quality_stsb", "quality_scifact"])
+def test_quality_smoke_writes_a_table_a_plot_and_figures(quality_smoke: Path, name: str) -> None:
+    table = (quality_smoke / f"{name}.md").read_text(encoding="utf-8")
+    assert "SMOKE RUN" in table
+    assert "| setting | k=384 | k=64 | k=32 |" in table
+    for row in ("bytes/vector, float32 (4·k) | 1536 | 256 | 128 |", "raw cosine", "β=γ=1"):
+        assert row in table
+    png = (quality_smoke / f"{name}.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+    figures = json.loads((quality_smoke / f"{name}.json").read_text(encoding="utf-8"))
+    assert figures["smoke"] is True
+    assert set(figures["rows"]) >= {"rotation", "centre", "half", "whiten", "tuned"}
+    assert all(set(cells) == {"384", "64", "32"} for cells in figures["rows"].values())
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_quality_smoke_numbers_are_sane(quality_smoke: Path) -> None:
+    stsb = json.loads((quality_smoke / "quality_stsb.json").read_text(encoding="utf-8"))
+    assert 0.6 < stsb["raw"][0] < 1.0
+    # β=γ=0 at k=d is a rotation: every cosine, hence the score, is the raw one.
+    assert stsb["rows"]["rotation"]["384"]["scores"][0] == pytest.approx(stsb["raw"][0], abs=1e-4)
+    assert stsb["rows"]["whiten"]["384"]["k_used"] == min(stsb["ranks"].values())
+    scifact = json.loads((quality_smoke / "quality_scifact.json").read_text(encoding="utf-8"))
+    ndcg, recall = scifact["raw"]
+    assert 0.3 < ndcg <= 1.0
+    assert 0.5 < recall <= 1.0
+    assert scifact["queries_judged"]["test"] >= 10
+    rotation = scifact["rows"]["rotation"]["384"]["scores"]
+    assert rotation == pytest.approx(scifact["raw"], abs=1e-3)
+
+
+@pytest.mark.data
+def test_the_loaders_read_the_data_as_the_reference_did(data_dir: Path) -> None:
+    _require(data_dir)
+    stsb = load_stsb(data_dir)
+    assert len(stsb.sentences) == 15487
+    assert {split: len(pairs) for split, pairs in stsb.splits.items()} == {
+        "train": 5749,
+        "dev": 1500,
+        "test": 1379,
+    }
+    scifact = load_scifact(data_dir)
+    assert len(scifact.documents) == 5183 and len(scifact.queries) == 1109
+    assert len(scifact.judged("test")[1]) == 300 and len(scifact.judged("train")[1]) == 809
+    small = load_scifact(data_dir, limit_docs=200)
+    assert len(small.documents) == 200
+    kept = set(small.doc_ids)
+    for split in ("train", "test"):
+        rows, judged = small.judged(split)
+        assert len(rows) >= 10 and all(set(grades) <= kept for grades in judged)
+
+
+class CountingEncoder:
+    model_id = "test/fake-model"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts, progress=False):
+        self.calls += 1
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_the_cache_encodes_each_text_list_once(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    cache = EmbeddingCache(tmp_path)
+    first = cache.encode(encoder, ["a", "bb"])
+    again = EmbeddingCache(tmp_path).encode(encoder, ["a", "bb"])
+    assert encoder.calls == 1
+    np.testing.assert_array_equal(first, again)
+    cache.encode(encoder, ["bb", "a"])  # another order is another list
+    assert encoder.calls == 2
+    assert texts_key("m", ["ab", "c"]) != texts_key("m", ["a", "bc"])
+    assert texts_key("m", ["a"]) != texts_key("n", ["a"])
+    assert not list(tmp_path.glob("*.tmp"))
+    EmbeddingCache(tmp_path, enabled=False).encode(encoder, ["a", "bb"])
+    assert encoder.calls == 3
+
+
+def test_benchmarks_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("speed", "peers"):
+        assert main([name, "--quiet"]) == 2
+        assert "not implemented yet" in capsys.readouterr().err

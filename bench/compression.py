@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import data, report
+from bench import context, data, report
 from bench.cache import EmbeddingCache
 from index.compression import CompressionReport
 from index.compression import report as compression_report
@@ -36,13 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else report.RESULTS_DIR
-    root = Path(args.data) if args.data else data.data_dir()
+    ctx = context.from_args(args)
     ks = SMOKE_KS if args.smoke else KS
-    encoder = Encoder(args.model, batch_size=args.batch_size)
-    cache = EmbeddingCache(args.cache_dir, enabled=not args.no_cache)
-    scifact(encoder, cache, root, out, ks, args.smoke, args.candidates)
-    stsb(encoder, cache, root, out, ks, args.smoke)
+    scifact(ctx.encoder, ctx.cache, ctx.root, ctx.out, ks, args.smoke, args.candidates)
+    stsb(ctx.encoder, ctx.cache, ctx.root, ctx.out, ks, args.smoke)
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import data, report
+from bench import context, data, report
 from bench.cache import EmbeddingCache
 from index.encoder import Encoder
 from index.kernel import EIGEN_FLOOR, WhiteningKernel
@@ -401,11 +401,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else report.RESULTS_DIR
-    root = Path(args.data) if args.data else data.data_dir()
+    run_context = context.from_args(args)
+    encoder, cache, root, out = (
+        run_context.encoder,
+        run_context.cache,
+        run_context.root,
+        run_context.out,
+    )
     ks = SMOKE_KS if args.smoke else KS
-    encoder = Encoder(args.model, batch_size=args.batch_size)
-    cache = EmbeddingCache(args.cache_dir, enabled=not args.no_cache)
     for task in args.tasks:
         started = time.perf_counter()
         if task == "stsb":

@@ -17,7 +17,7 @@ from index import rescoring
 from index.errors import InvalidHyperparameters, InvalidInput, NotEnoughData
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, spearman
-from index.validation import as_matrix
+from index.validation import as_matrix, unit_rows
 from index.vector_index import VectorIndex
 
 DEFAULT_KS = (384, 256, 192, 128, 96, 64)
@@ -143,11 +143,9 @@ def _ks(ks: Sequence[int] | None, kernel: WhiteningKernel) -> list[int]:
 
 def _exact(raw: np.ndarray, rows: np.ndarray, queries: np.ndarray, own: np.ndarray | None):
     """Top-10 rows by raw cosine: the ground truth of recall."""
-    unit = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    scores = q @ unit.T
+    scores = unit_rows(queries) @ unit_rows(raw).T
     if own is not None:
-        scores[np.arange(len(q)), np.searchsorted(rows, own)] = -np.inf
+        scores[np.arange(len(queries)), np.searchsorted(rows, own)] = -np.inf
     top = np.argsort(-scores, axis=1)[:, :RECALL_AT]
     return rows[top]
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from index.errors import InvalidInput
 from index.kernel import WhiteningKernel
+from index.validation import unit_rows
 from index.vector_index import VectorIndex
 
 CANDIDATES_PER_RESULT = 4
@@ -65,8 +66,8 @@ def _rescore(
 ) -> tuple[np.ndarray, np.ndarray]:
     rows, vectors = raw_lookup(np.unique(candidates[candidates >= 0]))
     position = {int(row): i for i, row in enumerate(rows)}
-    vectors = _unit(vectors)
-    queries = _unit(np.asarray(raw_queries, dtype=np.float32))
+    vectors = unit_rows(vectors)
+    queries = unit_rows(np.asarray(raw_queries, dtype=np.float32))
     out_scores = np.zeros((len(queries), top_k), np.float32)
     out_ids = np.full((len(queries), top_k), -1, np.int64)
     for q, proposed in enumerate(candidates):
@@ -78,8 +79,3 @@ def _rescore(
         out_scores[q, : len(order)] = exact[order]
         out_ids[q, : len(order)] = np.asarray(found)[order]
     return out_scores, out_ids
-
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)

@@ -16,7 +16,7 @@ import numpy as np
 from index.errors import InvalidInput, NotFitted
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, spearman
-from index.validation import as_matrix
+from index.validation import as_matrix, unit_rows
 
 DEFAULT_BETAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_GAMMAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -212,7 +212,7 @@ def _sweep(
                 continue
             Y = work.refit(beta=beta, gamma=gamma, k=usable[-1]).transform(X)
             for k in usable:
-                Yk = Y if k == Y.shape[1] else _normalise(Y[:, :k])
+                Yk = Y if k == Y.shape[1] else unit_rows(Y[:, :k])
                 points.append(TuningPoint(beta, gamma, k, score(Yk)))
     if not points:
         raise InvalidInput(
@@ -221,11 +221,6 @@ def _sweep(
         )
     best = max(points, key=lambda p: (p.score, -p.k))
     return TuningResult(metric=metric, points=points, best=best, skipped=skipped)
-
-
-def _normalise(Y: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(Y, axis=1, keepdims=True)
-    return np.divide(Y, norms, out=np.zeros_like(Y), where=norms > 0)
 
 
 def _top_k(

@@ -31,6 +31,12 @@ def as_matrix(X: Any, dim: int | None = None, name: str = "X") -> np.ndarray:
     return array
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a new array); all-zero rows stay zero: cosine is a dot product."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
 def _is_float64(X: Any) -> bool:
     return isinstance(X, np.ndarray) and X.dtype == np.float64
 

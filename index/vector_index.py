@@ -16,7 +16,7 @@ import numpy as np
 
 from index.errors import InvalidIndexSpec, InvalidInput, NotEnoughData, StorageError
 from index.storage import atomic_write
-from index.validation import as_matrix
+from index.validation import as_matrix, unit_rows
 
 IVF_NPROBE = 16
 """Inverted lists probed per query for IVF specs: recall near exact for lists of a few thousand."""
@@ -66,9 +66,7 @@ class VectorIndex:
     def score_kind(self) -> str:
         if self.is_binary:
             return "sign_agreement"
-        inner = self._inner
-        if isinstance(inner, faiss.IndexHNSW):
-            inner = faiss.downcast_index(inner.storage)
+        inner = self._codec
         exact = isinstance(inner, faiss.IndexFlat) or (
             isinstance(inner, faiss.IndexIVFFlat) and not isinstance(inner, faiss.IndexIVFPQ)
         )
@@ -121,14 +119,10 @@ class VectorIndex:
         if self.is_binary:
             signs = np.where(vectors > 0, 1.0, -1.0).astype(np.float32)
             return signs / np.sqrt(self.dim, dtype=np.float32)
-        inner = self._inner
-        if isinstance(inner, faiss.IndexHNSW):
-            inner = faiss.downcast_index(inner.storage)
+        inner = self._codec
         if not inner.is_trained:
             raise NotEnoughData("the index is not trained yet: add vectors first")
-        decoded = inner.sa_decode(inner.sa_encode(vectors))
-        norms = np.linalg.norm(decoded, axis=1, keepdims=True)
-        return np.divide(decoded, norms, out=decoded, where=norms > 0)
+        return unit_rows(inner.sa_decode(inner.sa_encode(vectors)))
 
     def search(
         self, queries: Any, top_k: int, allowed_ids: np.ndarray | None = None
@@ -193,6 +187,12 @@ class VectorIndex:
         if self.is_binary:
             return faiss.downcast_IndexBinary(self._index.index)
         return faiss.downcast_index(self._index.index)
+
+    @property
+    def _codec(self) -> Any:
+        """The float index that encodes the vectors: an HNSW graph's storage, else the index."""
+        inner = self._inner
+        return faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
 
     def _codes(self, vectors: Any) -> np.ndarray:
         """Float32 rows for float indexes; packed sign bits for binary ones."""

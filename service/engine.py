@@ -37,6 +37,7 @@ from index import Settings as CollectionSettings
 from index.compression import CompressionReport
 from index.documents import prepare
 from index.tuning import TuningResult, tune_pairs, tune_retrieval
+from index.validation import unit_rows
 from service.config import Settings
 from service.jobs import Job, JobHandle, JobRegistry
 from service.telemetry import PREFIX, Family, Sample, Telemetry
@@ -520,7 +521,7 @@ class Engine:
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
         vectors, _ = self._encode(encoder, texts, "similarity")
         if collection is None:
-            vectors = _normalised(vectors)
+            vectors = unit_rows(vectors)
         else:
             vectors = collection.quantize(vectors) if codes else collection.transform(vectors)
         n = len(pairs)
@@ -619,8 +620,3 @@ def _summary(collection: Collection) -> dict[str, Any]:
         "gamma": manifest.settings.gamma,
         "index_spec": manifest.settings.index_spec,
     }
-
-
-def _normalised(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

@@ -1,21 +1,20 @@
-"""Helpers of the service tests: a small topical corpus, polling, and a real server process.
+"""Helpers of the service tests: a small topical corpus, polling, and a real server process
+(`service.live`, shared with the benchmarks).
 
 Everything is real: the bundled model, FAISS, files on disk, HTTP.
 """
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from service.live import ROOT as ROOT
+from service.live import LiveServer as LiveServer
+from service.live import free_port as free_port
+
 SHARED_DATA = Path(os.environ.get("WHITENED_SEARCH_DATA", ROOT.parent / "shared" / "data"))
 
 TOPICS: dict[str, list[str]] = {
@@ -105,84 +104,3 @@ def wait_ready(client: Any, timeout: float = 120.0) -> dict[str, Any]:
             pass
         time.sleep(0.1)
     raise AssertionError(f"not ready after {timeout} s")
-
-
-# ---- a real server in a subprocess ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """`python -m service` on 127.0.0.1 and a free port, over `data_dir`."""
-
-    def __init__(self, data_dir: Path, log: Path, **settings: Any) -> None:
-        self.data_dir = data_dir
-        self.log = log
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WHITENED_SEARCH_")}
-        for key, value in self.settings.items():
-            env[f"WHITENED_SEARCH_{key.upper()}"] = (
-                value if isinstance(value, str) else json.dumps(value)
-            )
-        return env
-
-    def start(self) -> "LiveServer":
-        command = [
-            sys.executable,
-            "-m",
-            "service",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            "info",
-        ]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-            )
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
-                try:
-                    if client.get("/ready").status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise AssertionError(f"server not ready: {self.log.read_text()[-3000:]}")
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
-
-    def stop(self) -> None:
-        """SIGTERM and wait: uvicorn shuts down gracefully (the app checkpoints and unlocks),
-        then re-raises the signal, so the exit status is -SIGTERM."""
-        assert self.process is not None
-        logged = self.log.stat().st_size
-        self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(timeout=60)
-        tail = self.log.read_bytes()[logged:].decode(errors="replace")
-        assert status in (0, -signal.SIGTERM), tail
-        assert "Application shutdown complete" in tail and "Traceback" not in tail, tail
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown code runs
-        self.process.wait(timeout=30)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()

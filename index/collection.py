@@ -331,7 +331,7 @@ class Collection:
             }
             info["index_bytes_per_vector"] = fitted.index.saved_bytes_per_vector
         count = info["count"]
-        info["disk_bytes_per_document"] = _disk_bytes(self.path) / count if count else None
+        info["disk_bytes_per_document"] = disk_bytes(self.path) / count if count else None
         return info
 
     # ---- internals --------------------------------------------------------------------------
@@ -432,8 +432,9 @@ class Collection:
         return fitted
 
 
-def _disk_bytes(directory: Path) -> int:
-    """Bytes of every file under `directory`; files a concurrent write replaces are skipped."""
+def disk_bytes(directory: Path) -> int:
+    """Bytes of every file under `directory` (what describe reports per document, and what the
+    peers benchmark measures for every system); files a concurrent write replaces are skipped."""
     total = 0
     for path in directory.rglob("*"):
         with contextlib.suppress(FileNotFoundError):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from index.errors import Conflict, InvalidInput, NotFound, StorageError
+from index.errors import Conflict, InvalidInput, NotFound, StorageError, StorageFull
 from index.validation import check_texts
 
 MAX_ID_LENGTH = 256
@@ -108,7 +108,7 @@ class DocumentStore:
                     for record in records
                 ]
         except sqlite3.Error as exc:
-            raise StorageError(f"could not store documents in {self.path}: {exc}") from exc
+            raise _write_error(f"could not store documents in {self.path}", exc) from exc
         return np.asarray(new_rows, np.int64), old_rows
 
     def delete(self, ids: Sequence[str]) -> np.ndarray:
@@ -124,7 +124,7 @@ class DocumentStore:
                     "DELETE FROM documents WHERE row = ?", [(row,) for row in rows.values()]
                 )
         except sqlite3.Error as exc:
-            raise StorageError(f"could not delete documents in {self.path}: {exc}") from exc
+            raise _write_error(f"could not delete documents in {self.path}", exc) from exc
         return np.fromiter(rows.values(), np.int64, len(rows))
 
     # ---- reads ------------------------------------------------------------------------------
@@ -261,6 +261,21 @@ def prepare(documents: Sequence[Document]) -> list[Document]:
         repeated = sorted({doc_id for doc_id in ids if ids.count(doc_id) > 1})[:5]
         raise InvalidInput(f"document ids repeat within the batch: {', '.join(repeated)}")
     return prepared
+
+
+def _write_error(what: str, exc: sqlite3.Error) -> StorageError:
+    """StorageFull when SQLite could not grow its files (a full disk gives SQLITE_FULL, a
+    file-size limit SQLITE_IOERR_WRITE); the transaction was rolled back either way."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF == sqlite3.SQLITE_FULL or code == _SQLITE_IOERR_WRITE):
+        return StorageFull(
+            f"{what}: {exc} (the disk is full or over a size limit); nothing of this request "
+            "was stored: free disk space, then send it again"
+        )
+    return StorageError(f"{what}: {exc}")
+
+
+_SQLITE_IOERR_WRITE = getattr(sqlite3, "SQLITE_IOERR_WRITE", 778)
 
 
 def _dump_metadata(metadata: Mapping[str, Any], position: int | None = None) -> str:

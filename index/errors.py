@@ -2,7 +2,8 @@
 
 Every class derives from `IndexError_` so callers (the HTTP layer) can map them in one place:
 `InvalidInput` and its children are the caller's mistake (4xx), `NotFound` an unknown name or id,
-`Conflict` an existing one, `StorageError` a problem with files on disk.
+`Conflict` an existing one, `StorageError` a problem with files on disk (`StorageFull`: the
+disk refused a write).
 """
 
 
@@ -59,3 +60,7 @@ class ModelUnavailable(IndexError_):
 
 class StorageError(IndexError_):
     """A collection's files are missing, corrupt or of an unknown format version."""
+
+
+class StorageFull(StorageError):
+    """The disk refused a write (no space, quota, file-size limit): nothing of it was stored."""

@@ -1,11 +1,17 @@
 """Crash-safe file writes: a reader sees the old file or the new one, never a torn one."""
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from index.errors import StorageFull
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+"""errno values that mean the disk refused to grow a file: full, a file-size limit, a quota."""
 
 
 @contextlib.contextmanager
@@ -19,9 +25,14 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise StorageFull(
+                f"could not write {target}: {exc.strerror}; free disk space (or raise the "
+                "limit) and retry: the previous file is unchanged"
+            ) from exc
         raise
     fsync_dir(target.parent)
 

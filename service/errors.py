@@ -1,7 +1,8 @@
 """Every error the API answers, mapped in one place, as {"error": code, "detail": message}.
 
 The library's exceptions say what went wrong and what to change; here they only get a status:
-the caller's mistakes are 4xx, a collection whose files are broken is 503, and only a bug is 500.
+the caller's mistakes are 4xx, a collection whose files are broken is 503, a write the disk
+refused (full) is 507, and only a bug is 500.
 """
 
 import logging
@@ -21,6 +22,7 @@ from index.errors import (
     NotFitted,
     NotFound,
     StorageError,
+    StorageFull,
 )
 
 logger = logging.getLogger("whitened_search")
@@ -31,6 +33,7 @@ _STATUS: list[tuple[type[IndexError_], int, str]] = [
     (Conflict, 409, "conflict"),
     (NotFitted, 409, "not_fitted"),
     (ModelMismatch, 409, "model_mismatch"),
+    (StorageFull, 507, "insufficient_storage"),
     (StorageError, 503, "unavailable"),
     (ModelUnavailable, 503, "model_unavailable"),
 ]

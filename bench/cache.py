@@ -26,7 +26,7 @@ class TextEncoder(Protocol):
     """What the cache needs of an encoder (index.encoder.Encoder has it)."""
 
     @property
-    def model_id(self) -> str: ...
+    def vectors_id(self) -> str: ...
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
 
@@ -66,7 +66,7 @@ class EmbeddingCache:
     ) -> np.ndarray:
         """Raw float32 vectors (n, d) of `texts`: from the cache, else encoded and stored."""
         texts = list(texts)
-        path = self.path(encoder.model_id, texts)
+        path = self.path(encoder.vectors_id, texts)
         if self.enabled:
             vectors = _load(path, len(texts))
             if vectors is not None:
@@ -74,7 +74,7 @@ class EmbeddingCache:
                 log.info("%s: %d vectors from the cache (%s)", label, len(texts), path.name)
                 return vectors
         self.misses += 1
-        log.info("%s: encoding %d texts with %s", label, len(texts), encoder.model_id)
+        log.info("%s: encoding %d texts with %s", label, len(texts), encoder.vectors_id)
         started = time.perf_counter()
         vectors = np.ascontiguousarray(encoder.encode(texts, progress=_progress()), np.float32)
         seconds = time.perf_counter() - started
@@ -91,7 +91,7 @@ class EmbeddingCache:
                 path,
                 vectors,
                 {
-                    "model_id": encoder.model_id,
+                    "model_id": encoder.vectors_id,
                     "label": label,
                     "n_texts": len(texts),
                     "dimension": int(vectors.shape[1]),

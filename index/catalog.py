@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from index.collection import Collection
-from index.encoder import DEFAULT_MODEL_ID, Encoder
+from index.encoder import DEFAULT_BACKEND, DEFAULT_MODEL_ID, Encoder, check_backend
 from index.errors import Conflict, IndexError_, InvalidInput, NotFound
 from index.snapshots import MANIFEST, Manifest, Settings
 
@@ -22,16 +22,25 @@ class Catalog:
     Args:
         root: the data directory (created if missing).
         default_model: model of collections created without one (None: the bundled default).
-        batch_size: encoder batch size.
+        batch_size, backend, cache_dir, threads: of every encoder (see index.encoder.Encoder).
     """
 
     def __init__(
-        self, root: str | Path, default_model: str | None = None, batch_size: int = 64
+        self,
+        root: str | Path,
+        default_model: str | None = None,
+        batch_size: int = 64,
+        backend: str = DEFAULT_BACKEND,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.default_model = default_model
         self.batch_size = batch_size
+        self.backend = check_backend(backend)
+        self.cache_dir = cache_dir
+        self.threads = threads
         self._collections: dict[str, Collection] = {}
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.RLock()
@@ -76,7 +85,9 @@ class Catalog:
                 raise Conflict(f"collection {name!r} already exists: pick another name")
             staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
             try:
-                Collection.initialise(staging, encoder.model_id, encoder.dimension, settings)
+                Collection.initialise(
+                    staging, encoder.model_id, encoder.dimension, settings, encoder.backend
+                )
                 staging.rename(path)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -103,7 +114,11 @@ class Catalog:
         with self._lock:
             if key not in self._encoders:
                 self._encoders[key] = Encoder(
-                    None if key == DEFAULT_MODEL_ID else key, batch_size=self.batch_size
+                    None if key == DEFAULT_MODEL_ID else key,
+                    batch_size=self.batch_size,
+                    backend=self.backend,
+                    cache_dir=self.cache_dir,
+                    threads=self.threads,
                 )
             return self._encoders[key]
 

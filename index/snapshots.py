@@ -60,6 +60,8 @@ class Manifest:
     model_id: str
     dimension: int
     settings: Settings
+    backend: str = "torch"
+    """The encoder backend that created the collection (manifests before backends: torch)."""
     snapshot: str | None = None
     fitted_at: str | None = None
     created_at: str = field(default_factory=lambda: now())

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from index.encoder import BACKENDS
+
 URL_VARIABLE = "WHITENED_SEARCH_URL"
 
 
@@ -58,6 +60,7 @@ def serve(args: argparse.Namespace) -> int:
             ("port", args.port),
             ("data_dir", args.data_dir),
             ("log_level", args.log_level),
+            ("backend", args.backend),
         )
         if value is not None
     }
@@ -222,6 +225,21 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(url, key)
 
 
+# ---- export-model -----------------------------------------------------------------------------
+
+
+def export_model(args: argparse.Namespace) -> int:
+    """Export once, e.g. while building an image, so that no server pays for it at start."""
+    from index.encoder import Encoder
+    from service.config import Settings
+
+    settings = Settings()
+    for backend in args.backend or BACKENDS[1:]:
+        encoder = Encoder(settings.model, backend=backend, cache_dir=settings.model_cache_dir)
+        print(f"{backend}: dimension {encoder.dimension}, files in {encoder.export_dir()}")
+    return 0
+
+
 # ---- arguments --------------------------------------------------------------------------------
 
 
@@ -239,7 +257,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to listen on (default 8000)")
     p.add_argument("--data-dir", help="directory of the collections (default ./data)")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--backend", choices=BACKENDS, help="encoder backend (default onnx)")
     p.set_defaults(run=serve)
+
+    p = commands.add_parser(
+        "export-model",
+        help="build the ONNX files of the server's model now (else made on first use)",
+    )
+    p.add_argument("--backend", choices=BACKENDS[1:], action="append", help="default: both")
+    p.set_defaults(run=export_model)
 
     def client_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--collection", "-c", required=True, help="collection name")

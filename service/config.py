@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.encoder import DEFAULT_BACKEND, Backend
+
 ENV_PREFIX = "WHITENED_SEARCH_"
 MiB = 1024 * 1024
 
@@ -71,7 +73,32 @@ class Settings(BaseSettings):
     ingest_chunk: int = Field(
         256, ge=1, description="Documents per committed chunk of a background ingest job."
     )
-    batch_size: int = Field(64, ge=1, description="Encoder batch size.")
+    batch_size: int = Field(32, ge=1, description="Encoder batch size.")
+    backend: Backend = Field(
+        DEFAULT_BACKEND,
+        description="Encoder backend: `onnx` (ONNX Runtime fp32, the same vectors as `torch`, "
+        "about twice as fast per query), `torch` (sentence-transformers) or `onnx-int8` "
+        "(faster still; slightly different vectors, so its collections take no other backend).",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where ONNX exports of the models are kept (made once from the local model "
+        "files). None: $XDG_CACHE_HOME/whitened-search, else ~/.cache/whitened-search.",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Intra-op threads of the encoder (None: one per core). Query batching, "
+        "not more threads, is what uses the cores under concurrent load.",
+    )
+    query_batch_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        allow_inf_nan=False,
+        description="Single-text queries arriving within this many milliseconds are encoded as "
+        "one batch; 0 turns batching off.",
+    )
 
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port `serve` listens on.")

@@ -38,6 +38,7 @@ from index.compression import CompressionReport
 from index.documents import prepare
 from index.tuning import TuningResult, tune_pairs, tune_retrieval
 from index.validation import unit_rows
+from service.batching import QueryBatcher
 from service.config import Settings
 from service.jobs import Job, JobHandle, JobRegistry
 from service.telemetry import PREFIX, Family, Sample, Telemetry
@@ -136,13 +137,20 @@ class Engine:
         self._lock.acquire()
         try:
             self.catalog = Catalog(
-                root, default_model=settings.model, batch_size=settings.batch_size
+                root,
+                default_model=settings.model,
+                batch_size=settings.batch_size,
+                backend=settings.backend,
+                cache_dir=settings.model_cache_dir,
+                threads=settings.threads,
             )
         except BaseException:
             self._lock.release()
             raise
         self.jobs = JobRegistry()
         self.startup = Startup()
+        self._batchers: dict[Encoder, QueryBatcher] = {}
+        self._lock_batchers = threading.Lock()
         self._warmer: threading.Thread | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -493,7 +501,8 @@ class Engine:
             raise InvalidInput(f"candidates={candidates} is above the limit {most}")
         collection = self.catalog.get(name)
         self._require_kernel(collection)
-        vectors, encode_seconds = self._encode(self._encoder_of(collection), texts, "query")
+        encoder = self._encoder_of(collection)
+        vectors, encode_seconds = self._encode(encoder, texts, "query", batched=True)
         started = time.perf_counter()
         hits = collection.search_vectors(vectors, top_k, where, rescore, candidates)
         return hits, encode_seconds, time.perf_counter() - started
@@ -594,13 +603,27 @@ class Engine:
     def _encoder_of(self, collection: Collection) -> Encoder:
         if collection.encoder is None:
             raise StorageError(f"collection {collection.name} has no encoder")
-        return collection.encoder
+        return collection.require_encoder()
+
+    def _batcher(self, encoder: Encoder) -> QueryBatcher:
+        """The query batcher of `encoder` (one per model: batches never mix models)."""
+        with self._lock_batchers:
+            batcher = self._batchers.get(encoder)
+            if batcher is None:
+                window = self.settings.query_batch_ms / 1000
+                batcher = self._batchers[encoder] = QueryBatcher(encoder.encode, window)
+            return batcher
 
     def _encode(
-        self, encoder: Encoder, texts: Sequence[str], operation: str
+        self, encoder: Encoder, texts: Sequence[str], operation: str, batched: bool = False
     ) -> tuple[np.ndarray, float]:
+        """Vectors of `texts` and the seconds it took; `batched` lets a single text share a
+        forward pass with concurrent ones (settings.query_batch_ms)."""
         started = time.perf_counter()
-        vectors = encoder.encode(list(texts))
+        if batched and len(texts) == 1 and self.settings.query_batch_ms > 0:
+            vectors = self._batcher(encoder).encode(texts[0])[None]
+        else:
+            vectors = encoder.encode(list(texts))
         seconds = time.perf_counter() - started
         self.telemetry.observe_encode(operation, seconds, len(texts))
         return vectors, seconds

@@ -86,6 +86,10 @@ class CollectionInfo(BaseModel):
 
     name: str
     model_id: str
+    backend: str = Field(
+        description="Encoder backend that created the collection; queries need one whose "
+        "vectors compare (torch and onnx do; onnx-int8 only with itself)."
+    )
     dimension: int = Field(description="d, the model's vector dimension.")
     count: int = Field(description="Documents stored.")
     settings: CollectionSettings = Field(description="β, γ, k and index spec of the next fit.")

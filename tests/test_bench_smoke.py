@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.__main__ import main
+from bench.__main__ import build_parser, main
 from bench.cache import EmbeddingCache, texts_key
 from bench.data import load_scifact, load_stsb
 
@@ -97,7 +97,7 @@ def test_the_loaders_read_the_data_as_the_reference_did(data_dir: Path) -> None:
 
 
 class CountingEncoder:
-    model_id = "test/fake-model"
+    vectors_id = "test/fake-model"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -124,6 +124,53 @@ def test_the_cache_encodes_each_text_list_once(tmp_path: Path) -> None:
 
 
 def test_benchmarks_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("speed", "peers"):
-        assert main([name, "--quiet"]) == 2
-        assert "not implemented yet" in capsys.readouterr().err
+    assert main(["peers", "--quiet"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_speed_smoke_measures_the_real_server(tmp_path: Path, data_dir: Path) -> None:
+    """`python -m bench speed --smoke --compare-batching`: two server starts over one data dir."""
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+    argv = ["speed", "--smoke", "--quiet", "--compare-batching", "--query-batch-ms", "2"]
+    assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
+    figures = json.loads((tmp_path / "speed_100.json").read_text(encoding="utf-8"))
+    assert figures["smoke"] and figures["size"] == 100 and figures["query_batch_ms"] == 2
+    assert figures["ingest"]["documents"] == figures["bare"]["texts"] == 100
+    assert figures["ingest"]["docs_per_second"] > 0 and figures["ingest"]["job"]["fitted"]
+    assert [run["batching"] for run in figures["runs"]] == ["2 ms", "off"]
+    for run in figures["runs"]:
+        assert [level["clients"] for level in run["concurrent"]] == [1, 4, 16]
+        assert all(level["queries"] > 0 and level["errors"] == 0 for level in run["concurrent"])
+        assert run["single"]["wall_ms"]["n"] == 5 and run["peak_rss_bytes"] > 100 * 2**20
+    assert figures["batch"]["batch"] == 32
+    info = figures["collection"]
+    assert info["count"] == 100 and info["index_bytes_per_vector"] < info["raw_bytes_per_vector"]
+    rows = figures["report"]["rows"]
+    assert {(r["k"], r["index_spec"], r["rescore"]) for r in rows} == {
+        (k, spec, on) for k in (384, 128) for spec in ("Flat", "HNSW32", "SQ8") for on in (0, 1)
+    }
+    # k = d with β = γ = 0 is a rotation: exact search up to ties between duplicate sentences.
+    exact = next(r for r in rows if (r["k"], r["index_spec"], r["rescore"]) == (384, "Flat", False))
+    assert exact["recall_at_10"] >= 0.95
+    assert figures["default_report"]["wall_seconds"] > 0
+    assert set(figures["fit_split"]) == {"kernel_fit", "transform", "index_build"}
+    table = (tmp_path / "speed.md").read_text(encoding="utf-8")
+    assert "SMOKE RUN" in table and "q/s, first ÷ second" in table and "HNSW32" in table
+
+
+def test_speed_passes_only_the_settings_it_is_given() -> None:
+    """Backend and query batching reach the server only when asked for, so the benchmark also
+    runs against servers that do not know those settings yet."""
+    from bench.speed import batching_configs, server_settings
+
+    args = build_parser().parse_args(["speed"])
+    assert {"backend", "query_batch_ms"}.isdisjoint(server_settings(args, None))
+    args = build_parser().parse_args(["speed", "--backend", "onnx", "--compare-batching"])
+    assert server_settings(args, 0.0)["backend"] == "onnx"
+    assert server_settings(args, 0.0)["query_batch_ms"] == 0.0
+    assert batching_configs(args) == [None, 0.0]
+    args = build_parser().parse_args(["speed", "--query-batch-ms", "0", "--compare-batching"])
+    assert batching_configs(args) == [0.0]

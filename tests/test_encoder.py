@@ -1,0 +1,104 @@
+"""The encoder backends: ONNX exports give the PyTorch vectors (fp32) or close ones (int8), and
+a collection refuses a backend whose vectors do not compare with the ones it stores."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import Collection, Document, Encoder, ModelMismatch
+from index.encoder import check_backend
+from index.errors import InvalidInput
+from index.onnx_export import META_FILE, MODEL_FILE
+
+TEXTS = [
+    "A man is playing a guitar.",
+    "The central bank raised interest rates again.",
+    "Ünïcödé, emoji 🙂 and CJK 漢字 in one line.",
+    "x",
+    "word " * 400,  # far beyond the 256-token limit: truncated the same way by every backend
+]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    return Encoder(backend="torch").encode(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def int8() -> Encoder:
+    return Encoder(backend="onnx-int8")
+
+
+def test_onnx_gives_the_pytorch_vectors(encoder: Encoder, torch_vectors: np.ndarray) -> None:
+    assert encoder.backend == "onnx"
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == torch_vectors.shape == (len(TEXTS), 384)
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() > 0.99999, cosines
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.max_seq_length == 256
+
+
+def test_onnx_int8_is_close_but_not_the_same(int8: Encoder, torch_vectors: np.ndarray) -> None:
+    cosines = (int8.encode(TEXTS) * torch_vectors).sum(axis=1)
+    assert cosines.min() > 0.95, cosines
+    assert cosines.mean() < 0.9999, "int8 vectors should differ measurably from fp32"
+    assert int8.vectors_id.endswith("+int8") and "+" not in Encoder().vectors_id
+
+
+def test_a_batch_gives_the_rows_of_single_texts(encoder: Encoder) -> None:
+    together = encoder.encode(TEXTS)
+    alone = np.vstack([encoder.encode([text]) for text in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_the_export_is_made_once_and_complete(encoder: Encoder) -> None:
+    folder = encoder.export_dir()
+    model = folder / MODEL_FILE
+    stamp = model.stat().st_mtime_ns
+    assert (folder / META_FILE).is_file()
+    again = Encoder(cache_dir=encoder.cache_dir)
+    assert again.export_dir() == folder
+    again.encode(["reuse the files"])
+    assert model.stat().st_mtime_ns == stamp
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "staging left"
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="onnx-int8"):
+        check_backend("tensorrt")
+
+
+def _collection(path: Path, encoder: Encoder) -> Collection:
+    collection = Collection.create(path, encoder.model_id, 384, encoder=encoder)
+    collection.add([Document(text, id=str(i)) for i, text in enumerate(TEXTS[:4])])
+    return collection
+
+
+def test_fp32_backends_share_collections(tmp_path: Path, encoder: Encoder) -> None:
+    written = _collection(tmp_path / "c", Encoder(backend="torch"))
+    assert written.describe()["backend"] == "torch"
+    written.close()
+    reopened = Collection(tmp_path / "c", encoder)  # onnx reads what torch wrote
+    hits = reopened.search(["a guitar player"], top_k=1)
+    assert hits[0][0].id == "0"
+
+
+def test_int8_collections_refuse_fp32_queries(
+    tmp_path: Path, encoder: Encoder, int8: Encoder
+) -> None:
+    _collection(tmp_path / "c", int8).close()
+    reopened = Collection(tmp_path / "c", encoder)
+    assert reopened.count() == 4  # documents stay readable
+    with pytest.raises(ModelMismatch, match="WHITENED_SEARCH_BACKEND=onnx-int8"):
+        reopened.search(["a guitar player"])
+    with pytest.raises(ModelMismatch):
+        reopened.add([Document("more text")])
+
+
+@pytest.mark.skipif(os.cpu_count() == 1, reason="one core: nothing to compare")
+def test_threads_setting_reaches_the_runtime(encoder: Encoder) -> None:
+    one = Encoder(cache_dir=encoder.cache_dir, threads=1)
+    np.testing.assert_allclose(one.encode(TEXTS[:2]), encoder.encode(TEXTS[:2]), atol=1e-5)

@@ -28,6 +28,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Poll GET /jobs/{id} until the job is done or failed; TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
+        time.sleep(0.05)
+
+
 class ServerFailed(RuntimeError):
     """The server exited, never became ready, or did not shut down cleanly; says why (log tail)."""
 
@@ -114,7 +126,7 @@ class LiveServer:
         raise ServerFailed(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+        return httpx.Client(base_url=self.url, **{"timeout": 120, **kwargs})
 
     def peak_rss(self) -> int:
         """Peak resident memory of the running server in bytes (VmHWM of /proc/<pid>/status)."""

@@ -14,6 +14,7 @@ import httpx
 from service.live import ROOT as ROOT
 from service.live import LiveServer as LiveServer
 from service.live import free_port as free_port
+from service.live import wait_job as wait_job
 
 SHARED_DATA = Path(os.environ.get("WHITENED_SEARCH_DATA", ROOT.parent / "shared" / "data"))
 
@@ -80,17 +81,6 @@ def filler(n: int, prefix: str = "filler") -> list[dict[str, Any]]:
         s, v, o = subjects[i % 5], verbs[(i // 5) % 5], objects[(i // 25) % 5]
         docs.append({"id": f"{prefix}-{i}", "text": f"{s} {v} {o}, number {i}."})
     return docs
-
-
-def wait_job(client: Any, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    """Poll GET /jobs/{id} until it is done or failed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
 
 
 def wait_ready(client: Any, timeout: float = 120.0) -> dict[str, Any]:

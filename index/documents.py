@@ -280,11 +280,14 @@ _SQLITE_IOERR_WRITE = getattr(sqlite3, "SQLITE_IOERR_WRITE", 778)
 
 def _dump_metadata(metadata: Mapping[str, Any], position: int | None = None) -> str:
     try:
-        return json.dumps(dict(metadata), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        dumped = json.dumps(dict(metadata), allow_nan=False, ensure_ascii=False)
+        dumped.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) cannot be stored
+        return dumped
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         where = "" if position is None else f"document at position {position}: "
         raise InvalidInput(
-            f"{where}metadata must be JSON (strings, finite numbers, lists, objects): {exc}"
+            f"{where}metadata must be JSON (strings of valid Unicode, finite numbers, lists, "
+            f"objects): {exc}"
         ) from exc
 
 

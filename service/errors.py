@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from index.errors import (
     Conflict,
@@ -52,6 +53,9 @@ _CODES = {
 }
 
 
+_UNPARSABLE = "There was an error parsing the body"
+
+
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -86,7 +90,28 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     code = _CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+    if detail == _UNPARSABLE:  # FastAPI's words for JSON its parser gave up on (too deep)
+        code, detail = (
+            "malformed_json",
+            (
+                "the body could not be parsed as JSON (nested too deeply?): send a JSON object "
+                "shaped as in the API docs"
+            ),
+        )
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path (Starlette names only the first route's: GET of GET + DELETE)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ ERRORS = {
     409: {"model": ErrorOut, "description": "Conflict (exists, not fitted yet, other model)"},
     422: {"model": ErrorOut, "description": "Invalid request: the detail says what to change"},
     503: {"model": ErrorOut, "description": "The collection's files are broken"},
+    507: {"model": ErrorOut, "description": "The disk refused a write: nothing was stored"},
 }
 
 

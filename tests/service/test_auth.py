@@ -1,10 +1,13 @@
-"""The optional API key: off by default, and when set, needed everywhere but /health and /ready."""
+"""The optional API key: off by default, and when set, needed everywhere but /health and /ready;
+never logged; CORS off unless origins are configured."""
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from service_support import wait_ready
+from service_support import LiveServer, wait_ready
 
 from service import Settings, create_app
 
@@ -103,3 +106,51 @@ def test_probes_and_docs_stay_open(client: TestClient) -> None:
 def test_key_never_shown(client: TestClient) -> None:
     settings = client.app.state.settings
     assert KEY not in repr(settings) and KEY not in str(settings.model_dump())
+
+
+def test_every_route_of_the_schema_needs_the_key(client: TestClient) -> None:
+    """Driven by the OpenAPI schema itself, so a new route cannot be forgotten here."""
+    open_paths = {"/health", "/ready"}
+    checked = 0
+    for path, operations in client.app.openapi()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        for method in operations:
+            response = client.request(method.upper(), concrete, json={})
+            if path in open_paths:
+                assert response.status_code != 401, (method, path)
+            else:
+                assert response.status_code == 401, (method, path, response.text)
+                checked += 1
+    assert checked >= 15
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    preflight = client.options(
+        "/collections",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.slow
+def test_key_never_logged_by_a_live_server(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "data", tmp_path / "server.log", api_key=KEY, log_level="debug")
+    live.start()
+    try:
+        with live.client() as client:
+            wrong = "wrong-" + KEY[::-1]
+            assert client.get("/collections", headers={"X-API-Key": wrong}).status_code == 401
+            bearer = {"Authorization": f"Bearer {KEY}"}
+            assert client.get("/collections", headers=bearer).status_code == 200
+            assert client.get(f"/collections?key={KEY[:3]}", headers={"X-API-Key": KEY}).is_success
+            assert (
+                client.post("/collections/x/query", headers={"X-API-Key": wrong}).status_code == 401
+            )
+        live.stop()
+    finally:
+        live.close()
+    log = live.log.read_text()
+    assert "GET /collections" in log  # requests are logged, without their headers
+    assert KEY not in log and wrong not in log

@@ -1,0 +1,39 @@
+"""Ours without HTTP: the service's Engine in process, over the collection the server wrote.
+
+Run with the project's interpreter after the server has stopped, with the server's settings (the
+same WHITENED_SEARCH_* variables), so the difference from the HTTP figures is what the HTTP layer
+(client, uvicorn, FastAPI, JSON) costs per query, and nothing else. Queries run in one worker
+thread, as the server runs them (FastAPI's threadpool): called from the main thread, encoding
+and FAISS were 5 to 40 times slower here on a loaded 2-core machine (OpenMP pools contending).
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import driver
+
+from service.config import Settings
+from service.engine import Engine
+
+
+class Embedded(driver.System):
+    packages = ("whitened-search", "faiss-cpu", "sentence-transformers", "torch")
+
+    def __init__(self, job: driver.Job) -> None:
+        self.engine = Engine(Settings())
+        self.name = job["collection"]
+        self.worker = ThreadPoolExecutor(1)
+        self.search("warm up", 1)  # the server loads its model before serving
+
+    def ingest(self, ids: list[str], texts: list[str]) -> None:
+        raise NotImplementedError("the embedded run only queries the server's collection")
+
+    def finish(self) -> None:
+        raise NotImplementedError("the embedded run only queries the server's collection")
+
+    def search(self, text: str, top_k: int) -> list[str]:
+        hits, _, _ = self.worker.submit(self.engine.query, self.name, [text], top_k).result()
+        return [hit.id for hit in hits[0]]
+
+
+if __name__ == "__main__":
+    driver.main(Embedded)

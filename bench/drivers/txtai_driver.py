@@ -1,0 +1,53 @@
+"""txtai's `Embeddings` with the FAISS backend, as its documentation sets it up, texts stored.
+
+Its defaults are kept: with over 5,000 documents FAISS gets an IVF index (`IVF{x},Flat`, x cells)
+searched with nprobe = x/16 cells, so a second pass searches every cell (exact, as Flat).
+"""
+
+from collections.abc import Iterator
+
+import driver
+from txtai import Embeddings
+
+
+class Txtai(driver.System):
+    packages = ("txtai", "faiss-cpu", "sentence-transformers", "torch")
+
+    def __init__(self, job: driver.Job) -> None:
+        self.workdir = job["workdir"]
+        self.embeddings = Embeddings(
+            path=job["model"],
+            method="sentence-transformers",
+            content=True,  # keep the texts (SQLite), as the other systems do
+            backend="faiss",
+            encodebatch=job["batch_size"],
+            batch=job["chunk"],
+        )
+        self.rows: list[tuple[str, str, None]] = []
+
+    def ingest(self, ids: list[str], texts: list[str]) -> None:
+        # txtai builds its index in one `index` call (later calls replace it): collect, then build.
+        self.rows.extend((i, t, None) for i, t in zip(ids, texts, strict=True))
+
+    def finish(self) -> None:
+        self.embeddings.index(self.rows)
+        self.embeddings.save(self.workdir)
+
+    def search(self, text: str, top_k: int) -> list[str]:
+        return [str(hit["id"]) for hit in self.embeddings.search(text, top_k)]
+
+    def settings(self) -> Iterator[str]:
+        components = self.embeddings.config["build"]["settings"]["components"]
+        backend = self.embeddings.ann.backend
+        cells = getattr(backend, "nlist", None)
+        if cells is None:
+            yield f"defaults: FAISS {components} (exact)"
+            return
+        probe = self.embeddings.ann.nprobe()
+        yield f"defaults: FAISS {components}, nprobe {probe} of {cells} cells"
+        self.embeddings.config.setdefault("faiss", {})["nprobe"] = cells
+        yield f"FAISS {components}, nprobe {cells} (every cell: exact)"
+
+
+if __name__ == "__main__":
+    driver.main(Txtai)

@@ -379,15 +379,33 @@ def test_deleting_a_collection_stops_its_job(app_client: TestClient) -> None:
     assert app_client.get("/collections/doomed").json()["count"] == 0
 
 
-def test_a_broken_collection_is_reported_and_the_others_serve(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damaged", "reason"),
+    [
+        ("manifest.json", "unreadable"),
+        ("snapshots/*/kernel.npz", "kernel"),
+        ("snapshots/*/index.faiss", "unreadable"),
+        ("documents.sqlite", "not a database"),
+    ],
+)
+def test_a_broken_collection_is_reported_and_the_others_serve(
+    tmp_path: Path, damaged: str, reason: str
+) -> None:
     Collection.initialise(tmp_path / "good", DEFAULT_MODEL_ID, 384)
-    Collection.initialise(tmp_path / "bad", DEFAULT_MODEL_ID, 384)
-    (tmp_path / "bad" / "manifest.json").write_text("{ not json")
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:  # a fitted "bad"
+        wait_ready(client)
+        assert client.post("/collections", json={"name": "bad", "k": 8}).status_code == 201
+        added = client.post("/collections/bad/documents", json={"documents": corpus()[:10]})
+        assert added.status_code == 201 and added.json()["fitted"]
+    for path in (tmp_path / "bad").glob(damaged):
+        path.write_bytes(b"\0garbage" * 100)  # same name, damaged content
     with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
         ready = wait_ready(client)
         assert ready["status"] == "degraded" and list(ready["unavailable"]) == ["bad"]
         assert not ready["ready"] and client.get("/ready").status_code == 503
-        assert "unreadable" in ready["unavailable"]["bad"]
+        assert reason in ready["unavailable"]["bad"], ready["unavailable"]
+        query = client.post("/collections/bad/query", json={"text": "a guitar"})
+        assert query.status_code == 503 and reason in query.json()["detail"]
         listed = client.get("/collections").json()
         assert [c["name"] for c in listed["collections"]] == ["good"]
         assert list(listed["unavailable"]) == ["bad"]

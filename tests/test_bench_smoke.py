@@ -123,9 +123,57 @@ def test_the_cache_encodes_each_text_list_once(tmp_path: Path) -> None:
     assert encoder.calls == 3
 
 
-def test_benchmarks_not_built_yet_say_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["peers", "--quiet"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+@pytest.mark.data
+@pytest.mark.slow
+def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_dir: Path) -> None:
+    """`python -m bench peers --smoke`: ours over HTTP and in process; each peer whose venv exists
+    (bench/.peers/, made by --setup) in its own, the others skipped with how to make it."""
+    from bench.peers import PEERS, PEERS_DIR
+
+    _require(data_dir)
+    argv = ["peers", "--smoke", "--quiet", "--out", str(tmp_path), "--data", str(data_dir)]
+    assert main(argv) == 0
+    figures = json.loads((tmp_path / "peers.json").read_text(encoding="utf-8"))
+    table = (tmp_path / "peers.md").read_text(encoding="utf-8")
+    assert "SMOKE RUN" in table and "| system | setting | ingest docs/s |" in table
+    rows = {(row["system"], row["setting"].split(",")[0]): row for row in figures["rows"]}
+    plain = rows["ours, HTTP service", "k=384 (rotation only)"]
+    tuned = next(row for row in figures["rows"] if "re-scoring" in row["setting"])
+    embedded = rows["ours, embedded (Engine in process, no HTTP)", tuned["setting"].split(",")[0]]
+    assert plain["documents"] == 150 and plain["queries"] == figures["queries"] >= 10
+    assert plain["ingest_docs_per_s"] > 0 and tuned["refit_seconds"] > 0
+    assert 0.3 < plain["ndcg_at_10"] <= 1.0 and 0.3 < tuned["ndcg_at_10"] <= 1.0
+    # The refit swaps the Flat index (4·d bytes a vector) for SQ8 codes of k ≤ 128 bytes.
+    assert tuned["disk_bytes_per_doc"] < plain["disk_bytes_per_doc"]
+    assert embedded["same_rankings_as_http"] == 1.0
+    assert embedded["ndcg_at_10"] == tuned["ndcg_at_10"]
+    assert plain["peak_rss_mib"] > 100 and embedded["peak_rss_mib"] > 100
+    for peer in PEERS:
+        reason = peer.missing(PEERS_DIR)
+        measured = [row for row in figures["rows"] if row["system"] == peer.name]
+        if reason is not None:
+            assert not measured and reason in figures["skipped"] and "--setup" in table
+            continue
+        assert measured and measured[0]["ingest_docs_per_s"] > 0
+        assert measured[0]["disk_bytes_per_doc"] > 0 and measured[0]["peak_rss_mib"] > 100
+        # Same documents, queries and model: exact search agrees with ours at k=d.
+        exact = [row for row in measured if "exact" in row["setting"] or peer.name == "chroma"]
+        assert exact[-1]["ndcg_at_10"] == pytest.approx(plain["ndcg_at_10"], abs=0.02)
+
+
+def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:
+    from bench.peers import PEERS
+
+    peer = PEERS[0]
+    assert "has no virtual environment" in peer.missing(tmp_path)
+    assert "python -m bench peers --setup" in peer.missing(tmp_path)
+    python = peer.python(tmp_path)
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    (peer.home(tmp_path) / ".installed").write_text("torch==1.0\n")
+    assert "other versions" in peer.missing(tmp_path)
+    (peer.home(tmp_path) / ".installed").write_text(peer.stamp())
+    assert peer.missing(tmp_path) is None
 
 
 @pytest.mark.data
@@ -174,3 +222,21 @@ def test_speed_passes_only_the_settings_it_is_given() -> None:
     assert batching_configs(args) == [None, 0.0]
     args = build_parser().parse_args(["speed", "--query-batch-ms", "0", "--compare-batching"])
     assert batching_configs(args) == [0.0]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_encoders_smoke_compares_backends_in_one_run(tmp_path: Path, data_dir: Path) -> None:
+    """`python -m bench encoders --smoke`: each backend's speed, STS-B and agreement."""
+    _require(data_dir)
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+    argv = ["encoders", "--smoke", "--quiet", "--backends", "onnx", "onnx-int8"]
+    assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
+    rows = json.loads((tmp_path / "encoders.json").read_text(encoding="utf-8"))["rows"]
+    assert [r["backend"] for r in rows] == ["onnx", "onnx-int8"]
+    assert rows[0]["cosine_to_first_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.95 < rows[1]["cosine_to_first_min"] < 0.9999
+    assert all(r["texts_per_second"] > 0 and 0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
+    assert all(50 < r["stsb_spearman"] <= 100 for r in rows)
+    assert "| onnx-int8 |" in (tmp_path / "encoders.md").read_text(encoding="utf-8")

@@ -127,9 +127,9 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("model", mode="before")
+    @field_validator("model", "model_cache_dir", "threads", mode="before")
     @classmethod
-    def _empty_model_is_none(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value

@@ -17,12 +17,14 @@ BENCHMARKS = {
     "compression": "bench.compression",
     "speed": None,  # not implemented yet: see bench/README.md
     "peers": "bench.peers",
+    "load": "bench.load",
 }
 DESCRIPTIONS = {
     "quality": "STS-B and SciFact quality of each kernel setting and k (tables + plots)",
     "compression": "bytes per vector against quality: index specs, k, re-scoring (SciFact, STS-B)",
     "speed": "ingest, latency, memory on Reuters (not implemented yet)",
     "peers": "ours (HTTP and embedded) beside txtai and Chroma on SciFact, each in its own venv",
+    "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
 }
 
 

@@ -240,3 +240,14 @@ def test_encoders_smoke_compares_backends_in_one_run(tmp_path: Path, data_dir: P
     assert all(r["texts_per_second"] > 0 and 0 < r["p50_ms"] <= r["p95_ms"] for r in rows)
     assert all(50 < r["stsb_spearman"] <= 100 for r in rows)
     assert "| onnx-int8 |" in (tmp_path / "encoders.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_load_smoke_runs_queries_during_ingest_without_errors(tmp_path: Path) -> None:
+    assert main(["load", "--smoke", "--quiet", "--out", str(tmp_path)]) == 0
+    figures = json.loads((tmp_path / "load.json").read_text(encoding="utf-8"))
+    assert figures["smoke"] and figures["errors"] == 0 and figures["queries"] > 10
+    assert figures["documents_ingested"] > 0 and figures["count_end"] > figures["count_start"]
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    assert figures["rss_start_mib"] > 50 and figures["rss_end_mib"] > 50
+    assert "| errors | 0 |" in (tmp_path / "load.md").read_text(encoding="utf-8")

@@ -63,11 +63,20 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """Hits per query, and `fitted_at` of the one kernel (with its index) that produced them."""
+
+    hits: list[list[Hit]]
+    fitted_at: str | None
+
+
+@dataclass(frozen=True)
 class _Fitted:
     """The kernel and index that answer queries; replaced as a pair, never edited apart."""
 
     kernel: WhiteningKernel
     index: VectorIndex
+    fitted_at: str | None = None  # the manifest's, when the kernel was fitted: its identity
 
 
 class Collection:
@@ -231,6 +240,17 @@ class Collection:
         With `rescore` (None: the collection's setting) the index proposes `candidates` per query
         (None: a few times top_k) and the stored raw vectors order them by exact cosine.
         """
+        return self.answer(vectors, top_k, where, rescore, candidates).hits
+
+    def answer(
+        self,
+        vectors: Any,
+        top_k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        rescore: bool | None = None,
+        candidates: int | None = None,
+    ) -> Answer:
+        """`search_vectors`, and which kernel answered (the service reports it per response)."""
         fitted = self._require_fitted()
         raw = as_matrix(vectors, self.manifest.dimension, "vectors")
         allowed = None if where is None else self._store.matching(where)
@@ -247,7 +267,7 @@ class Collection:
             index_lock=self._index_lock,
         )
         documents = self._store.by_rows(rows[rows >= 0].tolist())
-        return [
+        hits = [
             [
                 Hit(doc.id, float(score), doc.text, doc.metadata, kind)
                 for score, row in zip(query_scores, query_rows, strict=True)
@@ -255,6 +275,7 @@ class Collection:
             ]
             for query_scores, query_rows in zip(scores, rows, strict=True)
         ]
+        return Answer(hits, fitted.fitted_at)
 
     def transform(self, vectors: Any) -> np.ndarray:
         """Raw vectors of this collection's model through its kernel."""
@@ -376,7 +397,7 @@ class Collection:
             return
         if len(removed) and not fitted.index.supports_remove:
             rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
-            self._fitted = _Fitted(fitted.kernel, rebuilt)
+            self._fitted = _Fitted(fitted.kernel, rebuilt, fitted.fitted_at)
             return
         transformed = fitted.kernel.transform(vectors) if len(added) else None
         with self._index_lock:
@@ -389,9 +410,8 @@ class Collection:
         rows, vectors = self._store.vectors()
         kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).fit(vectors)
         index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
-        self._switch(
-            replace(self.manifest, settings=settings, fitted_at=now()), _Fitted(kernel, index)
-        )
+        manifest = replace(self.manifest, settings=settings, fitted_at=now())
+        self._switch(manifest, _Fitted(kernel, index, manifest.fitted_at))
 
     def _build_index(self, kernel: WhiteningKernel, spec: str) -> VectorIndex:
         rows, vectors = self._store.vectors()
@@ -418,7 +438,7 @@ class Collection:
         indexed = index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        self._fitted = _Fitted(kernel, index)
+        self._fitted = _Fitted(kernel, index, self.manifest.fitted_at)
         missing_rows, vectors = self._store.vectors(missing)
         self._update_index(stale, missing_rows, vectors)
         if len(stale) or len(missing):
@@ -461,4 +481,4 @@ def _check_ids(ids: Sequence[str]) -> list[str]:
     return ids
 
 
-__all__ = ["Collection", "Document", "Hit", "Settings", "StorageError", "WriteResult"]
+__all__ = ["Answer", "Collection", "Document", "Hit", "Settings", "StorageError", "WriteResult"]

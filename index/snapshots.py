@@ -94,7 +94,8 @@ class Manifest:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """UTC, to the millisecond: `fitted_at` tells two refits apart (one takes longer than 1 ms)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def write_snapshot(directory: Path, kernel: WhiteningKernel, index: VectorIndex) -> str:

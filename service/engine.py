@@ -24,7 +24,6 @@ from index import (
     Conflict,
     Document,
     Encoder,
-    Hit,
     IndexError_,
     InvalidInput,
     NotFitted,
@@ -34,6 +33,7 @@ from index import (
     WriteResult,
 )
 from index import Settings as CollectionSettings
+from index.collection import Answer
 from index.compression import CompressionReport
 from index.documents import prepare
 from index.tuning import TuningResult, tune_pairs, tune_retrieval
@@ -491,8 +491,8 @@ class Engine:
         where: Mapping[str, Any] | None = None,
         rescore: bool | None = None,
         candidates: int | None = None,
-    ) -> tuple[list[list[Hit]], float, float]:
-        """Hits per text, best first; returns them with encode and search seconds."""
+    ) -> tuple[Answer, float, float]:
+        """Hits per text, best first, and the kernel that answered; encode and search seconds."""
         self._check_count(len(texts), "texts")
         if top_k > self.settings.max_top_k:
             raise InvalidInput(f"top_k={top_k} is above the limit {self.settings.max_top_k}")
@@ -504,8 +504,8 @@ class Engine:
         encoder = self._encoder_of(collection)
         vectors, encode_seconds = self._encode(encoder, texts, "query", batched=True)
         started = time.perf_counter()
-        hits = collection.search_vectors(vectors, top_k, where, rescore, candidates)
-        return hits, encode_seconds, time.perf_counter() - started
+        answer = collection.answer(vectors, top_k, where, rescore, candidates)
+        return answer, encode_seconds, time.perf_counter() - started
 
     def embed(self, name: str, texts: Sequence[str], space: str) -> np.ndarray:
         self._check_count(len(texts), "texts")

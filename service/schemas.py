@@ -376,9 +376,15 @@ class QueryResult(BaseModel):
 
 
 class QueryOut(BaseModel):
-    """Only the results, so equal queries get equal bytes; timings are in Server-Timing."""
+    """Only the results and the kernel's identity, so equal queries against one state get equal
+    bytes; timings are in Server-Timing."""
 
     results: list[QueryResult] = Field(description="One entry per query text, in order.")
+    fitted_at: str | None = Field(
+        None,
+        description="When the kernel that answered was fitted (UTC, ms). Every hit of one "
+        "response comes from this one kernel and its index: a refit switches both at once.",
+    )
 
 
 class EmbedIn(Request):

@@ -31,8 +31,8 @@ class Embedded(driver.System):
         raise NotImplementedError("the embedded run only queries the server's collection")
 
     def search(self, text: str, top_k: int) -> list[str]:
-        hits, _, _ = self.worker.submit(self.engine.query, self.name, [text], top_k).result()
-        return [hit.id for hit in hits[0]]
+        answer, _, _ = self.worker.submit(self.engine.query, self.name, [text], top_k).result()
+        return [hit.id for hit in answer.hits[0]]
 
 
 if __name__ == "__main__":

@@ -31,13 +31,14 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     The Server-Timing header tells the encode and search milliseconds.
     """
     texts = body.all_texts
-    hits, encode_seconds, search_seconds = engine.query(
+    answer, encode_seconds, search_seconds = engine.query(
         name, texts, body.top_k, body.filter, body.rescore, body.candidates
     )
     response.headers["Server-Timing"] = (
         f"encode;dur={1000 * encode_seconds:.1f}, search;dur={1000 * search_seconds:.1f}"
     )
     return QueryOut(
+        fitted_at=answer.fitted_at,
         results=[
             QueryResult(
                 query=text,
@@ -52,8 +53,8 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
                     for h in found
                 ],
             )
-            for text, found in zip(texts, hits, strict=True)
-        ]
+            for text, found in zip(texts, answer.hits, strict=True)
+        ],
     )
 
 

@@ -58,10 +58,21 @@ class Plan:
     seconds: float
     pool: int
     poll: float
+    report_queries: int
 
 
-FULL = Plan(single_queries=200, batches=20, bare_queries=50, seconds=20.0, pool=2048, poll=0.5)
-SMOKE = Plan(single_queries=5, batches=2, bare_queries=3, seconds=0.5, pool=40, poll=0.05)
+FULL = Plan(
+    single_queries=200,
+    batches=20,
+    bare_queries=50,
+    seconds=20.0,
+    pool=2048,
+    poll=0.5,
+    report_queries=200,
+)
+SMOKE = Plan(
+    single_queries=5, batches=2, bare_queries=3, seconds=0.5, pool=40, poll=0.05, report_queries=20
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip timing the compression report with its default settings (issue 8's check)",
     )
     parser.add_argument("--work-dir", help="where the temporary data directory goes")
+    parser.set_defaults(batch_size=None)  # None: the server's own default, for both sides
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,17 +141,22 @@ def server_default(name: str) -> Any:
     return None if field is None else field.default
 
 
+def batch_size(args: argparse.Namespace) -> int:
+    """`--batch-size`, else the server's default: bare encode and the server use the same."""
+    return int(args.batch_size or server_default("batch_size") or 64)
+
+
 def bare_encoder(args: argparse.Namespace) -> Encoder:
     """The encoder the server would use: same model, batch size and (where it exists) backend."""
     backend = args.backend or server_default("backend")
     if backend is not None and "backend" in inspect.signature(Encoder).parameters:
-        return Encoder(args.model, batch_size=args.batch_size, backend=backend)  # type: ignore[call-arg]
-    return Encoder(args.model, batch_size=args.batch_size)
+        return Encoder(args.model, batch_size=batch_size(args), backend=backend)
+    return Encoder(args.model, batch_size=batch_size(args))
 
 
 def server_settings(args: argparse.Namespace, batch_ms: float | None) -> dict[str, Any]:
     """WHITENED_SEARCH_* of the child: only what this run sets, so older servers still start."""
-    settings: dict[str, Any] = {"batch_size": args.batch_size, "max_body_bytes": 512 * MiB}
+    settings: dict[str, Any] = {"batch_size": batch_size(args), "max_body_bytes": 512 * MiB}
     if args.model:
         settings["model"] = args.model
     if args.backend:
@@ -180,7 +197,7 @@ def measure(
         "size": size,
         "smoke": bool(args.smoke),
         "model": encoder.model_id,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size(args),
         "backend": args.backend,
         "backend_used": args.backend or server_default("backend") or "torch (no backend setting)",
         "bare_backend": getattr(encoder, "backend", "torch"),
@@ -190,8 +207,10 @@ def measure(
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "plan": dataclasses.asdict(plan),
     }
+    timings = report.Timings()
     log.info("%d sentences: bare encode", size)
-    figures["bare"] = bare_encode(encoder, corpus[: args.bare_sample or size], pool, plan)
+    with timings.phase("bare encode"):
+        figures["bare"] = bare_encode(encoder, corpus[: args.bare_sample or size], pool, plan)
     work = Path(tempfile.mkdtemp(prefix="speed-", dir=args.work_dir))
     try:
         configs = batching_configs(args)
@@ -200,8 +219,12 @@ def measure(
             server = LiveServer(
                 work / "data", work / "server.log", **server_settings(args, batch_ms)
             )
+            log.info(
+                "%d sentences: server with query batching %s", size, describe_batching(batch_ms)
+            )
             started = time.perf_counter()
-            server.start(timeout=300)
+            with timings.phase("server start"):
+                server.start(timeout=300)
             try:
                 run_figures: dict[str, Any] = {
                     "query_batch_ms": batch_ms,
@@ -210,21 +233,26 @@ def measure(
                 }
                 with httpx.Client(base_url=server.url, timeout=900) as client:
                     if number == 0:
-                        figures.update(first_run(client, server, corpus, pool, plan, args))
-                    run_figures["single"] = latency(client, pool, plan.single_queries, 1)
-                    run_figures["concurrent"] = [
-                        concurrent(server.url, pool, clients, plan.seconds)
-                        for clients in (args.clients or CLIENTS)
-                    ]
+                        figures.update(first_run(client, server, corpus, pool, plan, args, timings))
+                    with timings.phase("single queries"):
+                        run_figures["single"] = latency(client, pool, plan.single_queries, 1)
+                    with timings.phase("concurrent clients"):
+                        run_figures["concurrent"] = [
+                            concurrent(server.url, pool, clients, plan.seconds)
+                            for clients in (args.clients or CLIENTS)
+                        ]
                     run_figures["rss_bytes"] = rss(proc_status(server), "VmRSS")
                     run_figures["peak_rss_bytes"] = rss(proc_status(server), "VmHWM")
             finally:
                 server.stop()
             figures["runs"].append(run_figures)
-        figures["fit_split"] = fit_split(work / "data" / COLLECTION, figures["collection"])
+        with timings.phase("fit split"):
+            figures["fit_split"] = fit_split(work / "data" / COLLECTION, figures["collection"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures["load_average_end"] = os.getloadavg()
+    figures["phase_seconds"] = timings.seconds
+    log.info("%d sentences done: %s", size, timings.markdown())
     return figures
 
 
@@ -235,16 +263,26 @@ def first_run(
     pool: Sequence[str],
     plan: Plan,
     args: argparse.Namespace,
+    timings: report.Timings,
 ) -> dict[str, Any]:
     """Ingest, then everything measured once: memory, disk, batch latency, compression report."""
-    out: dict[str, Any] = {"ingest": ingest(client, corpus, plan.poll)}
+    with timings.phase("ingest"):
+        out: dict[str, Any] = {"ingest": ingest(client, corpus, plan.poll)}
     out["collection"] = checked(client.get(f"/collections/{COLLECTION}"))
     out["rss_after_ingest_bytes"] = rss(proc_status(server), "VmRSS")
-    out["batch"] = latency(client, pool, plan.batches, BATCH)
-    body = {"ks": list(REPORT_KS), "specs": list(REPORT_SPECS), "rescore": [False, True]}
-    out["report"] = compression_report(client, body)
+    with timings.phase("batch queries"):
+        out["batch"] = latency(client, pool, plan.batches, BATCH)
+    body = {
+        "ks": list(REPORT_KS),
+        "specs": list(REPORT_SPECS),
+        "rescore": [False, True],
+        "n_queries": plan.report_queries,
+    }
+    with timings.phase("report"):
+        out["report"] = compression_report(client, body)
     if not args.no_default_report:
-        out["default_report"] = compression_report(client, {})
+        with timings.phase("default report"):
+            out["default_report"] = compression_report(client, {"n_queries": plan.report_queries})
     return out
 
 
@@ -624,9 +662,13 @@ def section(f: dict[str, Any]) -> str:
             f"{fmt(default['wall_seconds'])} s after the ingest (issue 8 asks for under a minute "
             "at 100,000)."
         )
+    phases = ", ".join(
+        f"{name} {report.format_seconds(seconds)}"
+        for name, seconds in f.get("phase_seconds", {}).items()
+    )
     return "\n\n".join(
         [
-            head,
+            head + (f" Run phases: {phases}." if phases else ""),
             "### Ingest\n\n" + ingest_table,
             "### Kernel fit and index build\n\n" + fit_table,
             "### Query latency over HTTP (top_k=10, sequential)\n\n" + latency_table,

@@ -2,12 +2,14 @@
 while background ingest jobs keep writing to the same collection, for a bounded time.
 
 Reports queries/s, latency percentiles, errors (0 expected: a query must never fail because of a
-write) and the server's resident memory at the start and the end (no growth beyond noise).
+write) and the server's resident memory at the start (after 30 warm-up queries) and at the end:
+what grows between is the data ingested meanwhile, which the table shows beside it.
 Texts are generated from a seeded vocabulary, so the run needs no data folder.
 """
 
 import argparse
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -60,7 +62,10 @@ class Figures:
     count_end: int = 0
     rss_start_mib: float = 0.0
     rss_end_mib: float = 0.0
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, MiB)
     peak_rss_mib: float = 0.0
+    cpus: int = 0
+    load_average: tuple[float, float] = (0.0, 0.0)  # 1-minute, at the start and the end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,9 +114,14 @@ def measure(plan: Plan, workdir: Path, smoke: bool) -> Figures:
                 added = client.post(f"/collections/{NAME}/documents", json={"documents": documents})
                 added.raise_for_status()
             figures.count_start = client.get(f"/collections/{NAME}").json()["count"]
+            for text in texts(rng, 30):  # warm-up: first queries allocate the encoder's buffers
+                client.post(f"/collections/{NAME}/query", json={"text": text}).raise_for_status()
         figures.rss_start_mib = server.rss() / 2**20
+        load_start = os.getloadavg()[0]
         latencies, errors = _load(server, plan, rng, figures)
         figures.rss_end_mib = server.rss() / 2**20
+        figures.load_average = (load_start, os.getloadavg()[0])
+        figures.cpus = os.cpu_count() or 0
         figures.peak_rss_mib = server.peak_rss() / 2**20
         with server.client() as client:
             figures.count_end = client.get(f"/collections/{NAME}").json()["count"]
@@ -168,6 +178,9 @@ def _load(
             job_id = submitted.json()["job"]["id"]
             figures.ingest_jobs += 1
             while True:
+                now = time.perf_counter() - started
+                if not figures.rss_samples or now - figures.rss_samples[-1][0] >= 2:
+                    figures.rss_samples.append((now, server.rss() / 2**20))
                 job = client.get(f"/jobs/{job_id}").json()
                 if job["state"] in ("done", "failed") or time.perf_counter() > deadline:
                     break
@@ -185,6 +198,9 @@ def _load(
 
 def markdown(f: Figures) -> str:
     plan = f.plan
+    start, end = f.load_average
+    seconds = f.plan["seconds"]
+    quarter = next((mib for t, mib in f.rss_samples if t >= seconds / 4), f.rss_end_mib)
     title = "# Load run" + (" — SMOKE RUN, numbers not meaningful" if f.smoke else "")
     rows = [
         ["queries answered", f"{f.queries - f.errors:,}"],
@@ -194,7 +210,9 @@ def markdown(f: Figures) -> str:
         ["documents ingested meanwhile", f"{f.documents_ingested:,} in {f.ingest_jobs} job(s)"],
         ["collection size start → end", f"{f.count_start:,} → {f.count_end:,}"],
         ["server RSS start → end (MiB)", f"{f.rss_start_mib:.0f} → {f.rss_end_mib:.0f}"],
+        ["server RSS at ¼ of the run → end (MiB)", f"{quarter:.0f} → {f.rss_end_mib:.0f}"],
         ["server peak RSS (MiB)", f"{f.peak_rss_mib:.0f}"],
+        ["machine: cores, load average start → end", f"{f.cpus}, {start:.1f} → {end:.1f}"],
     ]
     return "\n".join(
         [

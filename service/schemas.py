@@ -120,7 +120,9 @@ class DocumentIn(Request):
     id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
         None, description="Your id; a random one is given when absent."
     )
-    text: Text
+    text: Text = Field(
+        description="Stored whole; the model reads its first 256 tokens (the rest is truncated)."
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="JSON object; queries can filter on its keys."
     )
@@ -332,7 +334,9 @@ class QueryIn(Request):
         }
     )
 
-    text: Text | None = Field(None, description="One query (or give texts).")
+    text: Text | None = Field(
+        None, description="One query (or give texts); past 256 tokens the model truncates it."
+    )
     texts: list[Text] | None = Field(None, min_length=1, description="A batch of queries.")
     top_k: int = Field(10, ge=1, description="Hits per query (at most the server's max_top_k).")
     filter: dict[str, FilterValue] | None = Field(

@@ -360,3 +360,19 @@ def test_still_serving_after_the_battery(client: TestClient) -> None:
     assert response.status_code == 200 and response.json()["results"][0]["hits"]
     metrics = client.get("/metrics").text
     assert 'status="500"' not in metrics
+
+
+def test_a_very_long_text_is_stored_whole_and_the_docs_say_the_model_truncates(
+    client: TestClient,
+) -> None:
+    text = "A long report about the harvest. " * 1500  # ~50 kB, far past 256 tokens
+    added = client.post(
+        "/collections/target/documents", json={"documents": [{"id": "long", "text": text}]}
+    )
+    assert added.status_code == 201, added.text
+    assert client.get("/collections/target/documents/long").json()["text"] == text
+    query = client.post("/collections/target/query", json={"text": text, "top_k": 1})
+    assert query.status_code == 200 and query.json()["results"][0]["hits"][0]["id"] == "long"
+    assert client.delete("/collections/target/documents/long").status_code == 204
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "256 tokens" in schemas["DocumentIn"]["properties"]["text"]["description"]

@@ -243,8 +243,9 @@ def measure(
                         ]
                     run_figures["rss_bytes"] = rss(proc_status(server), "VmRSS")
                     run_figures["peak_rss_bytes"] = rss(proc_status(server), "VmHWM")
+                server.stop()  # a clean shutdown (checkpoint, unlock) is part of the run
             finally:
-                server.stop()
+                server.close()  # after a failure: kill it, keep the failure's own message
             figures["runs"].append(run_figures)
         with timings.phase("fit split"):
             figures["fit_split"] = fit_split(work / "data" / COLLECTION, figures["collection"])
@@ -301,6 +302,7 @@ def bare_encode(
     """Throughput of `encode` on the corpus texts and the time of one query and of 32, in
     this process (the server is not running: nothing else of ours competes for the cores)."""
     encoder.encode(list(pool[:BATCH]))  # loads the model: not part of any figure
+    load = os.getloadavg()
     started = time.perf_counter()
     encoder.encode(list(texts))
     seconds = time.perf_counter() - started
@@ -311,6 +313,7 @@ def bare_encode(
     )
     return {
         "texts": len(texts),
+        "load_average": (load, os.getloadavg()),
         "seconds": seconds,
         "docs_per_second": len(texts) / seconds,
         "one_query_ms": percentiles(one),
@@ -341,6 +344,7 @@ def ingest(client: httpx.Client, corpus: Sequence[str], poll: float) -> dict[str
     checked(client.post("/collections", json={"name": COLLECTION}))
     documents = [{"id": f"r{i}", "text": text} for i, text in enumerate(corpus)]
     body = json.dumps({"documents": documents}).encode()
+    load = os.getloadavg()
     started = time.perf_counter()
     response = client.post(
         f"/collections/{COLLECTION}/ingest",
@@ -356,6 +360,7 @@ def ingest(client: httpx.Client, corpus: Sequence[str], poll: float) -> dict[str
         raise RuntimeError(f"ingest job ended {job['state']}: {job['error'] or job['fit_error']}")
     return {
         "documents": len(corpus),
+        "load_average": (load, os.getloadavg()),
         "body_bytes": len(body),
         "seconds": seconds,
         "docs_per_second": len(corpus) / seconds,
@@ -541,31 +546,35 @@ def section(f: dict[str, Any]) -> str:
         f"{'/'.join(f'{x:.2f}' for x in f['load_average_end'])} at the end ({f['started']})."
     )
     ingest_table = report.markdown_table(
-        ["ingest", "documents/s", "seconds", "× bare encode"],
+        ["ingest", "documents/s", "seconds", "× bare encode", "load average, start → end"],
         [
             [
                 f"bare `encode`, batch {f['batch_size']} ({sample})",
                 fmt(bare["docs_per_second"]),
                 fmt(bare["seconds"]),
                 "1.00",
+                _load(bare),
             ],
             [
                 "service: POST ingest → job done (fit included)",
                 fmt(ingest_["docs_per_second"]),
                 fmt(ingest_["seconds"]),
                 fmt(ingest_["docs_per_second"] / bare["docs_per_second"], 2),
+                _load(ingest_),
             ],
             [
                 "↳ encoding inside the job",
                 fmt(ingest_["documents"] / job["encode_seconds"]),
                 fmt(job["encode_seconds"]),
                 fmt(ingest_["documents"] / job["encode_seconds"] / bare["docs_per_second"], 2),
+                None,
             ],
-            ["↳ storing the chunks", None, fmt(job["index_seconds"]), None],
+            ["↳ storing the chunks", None, fmt(job["index_seconds"]), None, None],
             [
                 "↳ kernel fit + index build + save after the last chunk",
                 None,
                 fmt(job["fit_seconds"], 2),
+                None,
                 None,
             ],
         ],
@@ -678,6 +687,14 @@ def section(f: dict[str, Any]) -> str:
             "### k × index: recall and latency\n\n" + report_note + "\n\n" + report_table,
         ]
     )
+
+
+def _load(figures: dict[str, Any]) -> str | None:
+    """The 1-minute load average when a timed phase began and ended (older files lack it)."""
+    if "load_average" not in figures:
+        return None
+    start, end = figures["load_average"]
+    return f"{start[0]:.1f} → {end[0]:.1f}"
 
 
 def _pct(ms: dict[str, float]) -> list[str]:

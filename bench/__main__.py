@@ -1,6 +1,6 @@
 """`python -m bench <name> [--smoke] [--out DIR] ...`: run one benchmark.
 
-quality, compression, speed and peers (issue 6) are implemented; see bench/README.md.
+quality, compression, speed, peers (issue 6) and encoders are implemented; see bench/README.md.
 """
 
 import argparse
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "compression": "bench.compression",
     "speed": "bench.speed",
     "peers": "bench.peers",
+    "encoders": "bench.encoders",
     "load": "bench.load",
 }
 DESCRIPTIONS = {
@@ -24,6 +25,7 @@ DESCRIPTIONS = {
     "compression": "bytes per vector against quality: index specs, k, re-scoring (SciFact, STS-B)",
     "speed": "the real server on Reuters: ingest, latency, queries/s, memory, k × index",
     "peers": "ours (HTTP and embedded) beside txtai and Chroma on SciFact, each in its own venv",
+    "encoders": "encoder backends (torch, onnx, onnx-int8): speed, STS-B, agreement",
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
 }
 

@@ -251,3 +251,28 @@ def test_load_smoke_runs_queries_during_ingest_without_errors(tmp_path: Path) ->
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
     assert figures["rss_start_mib"] > 50 and figures["rss_end_mib"] > 50
     assert "| errors | 0 |" in (tmp_path / "load.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_compression_smoke_writes_every_table_and_recall_agrees(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """`python -m bench compression --smoke`: SciFact, STS-B and the Reuters report, whose
+    recall@10 column an independent exact search reproduces."""
+    _require(data_dir)
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+    argv = ["compression", "--smoke", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
+    assert "| 64 | SQ8 | on |" in (tmp_path / "compression_scifact.md").read_text(encoding="utf-8")
+    assert (tmp_path / "compression_scifact.png").read_bytes().startswith(PNG_MAGIC)
+    assert "| 32 |" in (tmp_path / "compression_stsb.md").read_text(encoding="utf-8")
+    text = (tmp_path / "compression_reuters.md").read_text(encoding="utf-8")
+    checks = [line.split("|")[1:5] for line in text.splitlines() if line.count("|") == 5]
+    checks = [(k, spec, float(a), float(b)) for k, spec, a, b in checks[2:]]
+    assert {(k.strip(), spec.strip()) for k, spec, _, _ in checks} >= {
+        ("384", "Flat"),
+        ("64", "SQ8"),
+    }
+    assert all(abs(a - b) <= 0.5 for _, _, a, b in checks), checks

@@ -72,3 +72,11 @@ def test_report_with_pairs_scores_the_codes(corpus_vectors) -> None:
     flat_full = next(r for r in result.rows if r.k == 384 and not r.rescore)
     assert flat_full.metric == pytest.approx(1.0, abs=1e-6)  # rotation keeps every cosine
     assert all(r.metric is None for r in result.rows if r.rescore)
+
+
+def test_duplicates_tie_rather_than_miss(corpus_vectors) -> None:
+    """Many copies of one text: which copies an index returns is arbitrary, and not a miss."""
+    raw = np.vstack([np.repeat(corpus_vectors[:1], 30, axis=0), corpus_vectors[1:100]])
+    kernel = WhiteningKernel().fit(raw)
+    result = report(kernel, np.arange(len(raw)), raw, ks=[384], specs=["Flat"], n_queries=60)
+    assert [r.recall_at_10 for r in result.rows] == [pytest.approx(1.0)] * 2

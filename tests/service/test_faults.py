@@ -56,6 +56,7 @@ class Ledger:
     pending: Pending | None = None
     job: list[dict[str, Any]] = field(default_factory=list)  # documents of the job in flight
     job_processed: int = 0
+    cut: dict[str, int] = field(default_factory=lambda: {"job": 0, "write": 0, "write landed": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ack(self, kind: str, texts: dict[str, str]) -> None:
@@ -103,8 +104,10 @@ def check(client: httpx.Client, ledger: Ledger, ks: tuple[int, ...]) -> None:
         else:
             states = {stored.get(doc_id) == text for doc_id, text in texts.items()}
         assert len(states) == 1, f"half of an interrupted {kind} is visible: {sorted(texts)}"
+        ledger.cut["write"] += 1
         if states.pop():
             ledger.ack(kind, texts)
+            ledger.cut["write landed"] += 1
         ledger.pending = None
     if ledger.job:
         present = [d["id"] in stored for d in ledger.job]
@@ -112,6 +115,7 @@ def check(client: httpx.Client, ledger: Ledger, ks: tuple[int, ...]) -> None:
         assert present == [True] * landed + [False] * (len(present) - landed), "job not a prefix"
         assert landed % CHUNK == 0 or landed == len(present), f"half a chunk: {landed}"
         assert landed >= ledger.job_processed, (landed, ledger.job_processed)
+        ledger.cut["job"] += landed < len(present)
         ledger.ack("add", {d["id"]: d["text"] for d in ledger.job[:landed]})
         ledger.job, ledger.job_processed = [], 0
     for doc_id, text in ledger.acked.items():
@@ -304,9 +308,10 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(server: LiveServer
     print(
         f"\n{KILLS} kills {kinds} in {seconds:.0f} s; before the kills: {len(seen.queries)} "
         f"queries, {len(seen.writes)} writes, {len(seen.fits)} refits answered; "
-        f"{len(ledger.acked)} documents acknowledged and present"
+        f"{len(ledger.acked)} documents acknowledged and present; cut mid-way: {ledger.cut}"
     )
     assert kinds["work"] >= KILLS // 5 and seen.queries and seen.writes and seen.fits
+    assert ledger.cut["job"] >= kinds["work"] // 3, "too few kills landed in a running job"
 
 
 FILE_LIMIT = 3 * 1024 * 1024  # above the kernel's .npz (about 2.4 MB), below a few big batches

@@ -8,6 +8,7 @@ Hand-written hostile requests are in test_bad_input.py; this finds the ones nobo
 import os
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +37,9 @@ EXCLUDED = [checks.positive_data_acceptance, checks.ignored_auth]
 SEEN: Counter[int] = Counter()  # status codes of every fuzzed request
 
 
-# The app is built at import (schemathesis needs it when it collects the cases) on a fresh data
-# directory; building touches no file: its lifespan, started by the fixture below, opens it.
-DATA_DIR = Path(tempfile.mkdtemp(prefix="whitened-fuzz-")) / "data"
+# The app is built at import (schemathesis needs it when it collects the cases) for a fresh data
+# directory; building touches no file: its lifespan, started by the fixture below, creates it.
+DATA_DIR = Path(tempfile.gettempdir()) / f"whitened-fuzz-{uuid.uuid4().hex}" / "data"
 APP = create_app(
     Settings(
         data_dir=DATA_DIR,

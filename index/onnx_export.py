@@ -34,6 +34,7 @@ def export(source: str, target: Path, quantize: bool) -> Path:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700: a server running as another user must read it
     try:
         meta = _export_fp32(source, staging)
         if quantize:

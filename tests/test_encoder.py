@@ -55,6 +55,7 @@ def test_a_batch_gives_the_rows_of_single_texts(encoder: Encoder) -> None:
 
 
 def test_the_export_is_made_once_and_complete(encoder: Encoder) -> None:
+    assert encoder.dimension == 384  # loads, exporting if the cache has no export yet
     folder = encoder.export_dir()
     model = folder / MODEL_FILE
     stamp = model.stat().st_mtime_ns
@@ -102,3 +103,11 @@ def test_int8_collections_refuse_fp32_queries(
 def test_threads_setting_reaches_the_runtime(encoder: Encoder) -> None:
     one = Encoder(cache_dir=encoder.cache_dir, threads=1)
     np.testing.assert_allclose(one.encode(TEXTS[:2]), encoder.encode(TEXTS[:2]), atol=1e-5)
+
+
+def test_exported_files_are_readable_by_other_users(encoder: Encoder) -> None:
+    """The Docker image exports as root and serves as uid 10001."""
+    assert encoder.dimension == 384
+    folder = encoder.export_dir()
+    assert folder.stat().st_mode & 0o005 == 0o005
+    assert all(path.stat().st_mode & 0o004 for path in folder.iterdir())

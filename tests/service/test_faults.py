@@ -330,7 +330,10 @@ def _limit_file_size() -> None:
 
 
 def test_full_disk_refuses_the_write_and_loses_nothing(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path / "data", tmp_path / "server.log", preexec=_limit_file_size, k=16)
+    # torch reads its model; an onnx backend might first have to export one, past the limit
+    live = LiveServer(
+        tmp_path / "data", tmp_path / "server.log", preexec=_limit_file_size, k=16, backend="torch"
+    )
     live.start()
     try:
         with live.client() as client:
@@ -366,6 +369,23 @@ def test_full_disk_refuses_the_write_and_loses_nothing(tmp_path: Path) -> None:
             hits = client.post("/collections/full/query", json={"text": "the weather", "top_k": 3})
             assert hits.status_code == 200 and hits.json()["results"][0]["hits"]
             assert client.get("/ready").status_code == 200
+
+            # a refit whose kernel file (about 2.4 MB) cannot be written: the old kernel serves on
+            assert live.process is not None
+            small = (1024 * 1024, FILE_LIMIT)  # the soft limit: it can be raised back
+            resource.prlimit(live.process.pid, resource.RLIMIT_FSIZE, small)
+            try:
+                refit = client.post("/collections/full/fit", json={"k": 12})
+                assert refit.status_code == 507, refit.text
+                assert "previous file is unchanged" in refit.json()["detail"]
+                after = client.post("/collections/full/query", json={"text": "the weather"})
+                assert after.status_code == 200 and after.json()["fitted_at"] == info["fitted_at"]
+                assert client.get("/collections/full").json()["k"] == 16
+            finally:
+                limit = (FILE_LIMIT, FILE_LIMIT)
+                resource.prlimit(live.process.pid, resource.RLIMIT_FSIZE, limit)
+            snapshots = list((tmp_path / "data" / "full" / "snapshots").iterdir())
+            assert len(snapshots) == 1, snapshots  # the failed one left nothing behind
         live.stop()  # the shutdown checkpoint writes only small files: it still succeeds
         live.start()
         with live.client() as client:

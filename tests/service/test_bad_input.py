@@ -4,6 +4,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -376,3 +377,22 @@ def test_a_very_long_text_is_stored_whole_and_the_docs_say_the_model_truncates(
     assert client.delete("/collections/target/documents/long").status_code == 204
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "256 tokens" in schemas["DocumentIn"]["properties"]["text"]["description"]
+
+
+UNICODE_IDS = ["e\u0301", "\u202eevil", "a\u200db", "\U0001f600", "\ufeffbom", "\x00nul", "a b?c#d"]
+
+
+def test_unicode_and_path_like_ids_round_trip_and_touch_no_file(
+    client: TestClient, data_dir: Path
+) -> None:
+    """Ids are keys in SQLite, never file names: separators and `..` in them reach nothing."""
+    ids = [*UNICODE_IDS, "a/b", "../../x", "..\\evil"]
+    documents = [{"id": doc_id, "text": f"unicode text {n}"} for n, doc_id in enumerate(ids)]
+    added = client.post("/collections/target/documents", json={"documents": documents})
+    assert added.status_code == 201 and added.json()["ids"] == ids
+    for doc_id in ids:
+        got = client.get(f"/collections/target/documents/{quote(doc_id, safe='')}")
+        assert got.status_code == 200 and got.json()["id"] == doc_id, (doc_id, got.text)
+    deleted = client.post("/collections/target/documents/delete", json={"ids": ids})
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == len(ids)
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]

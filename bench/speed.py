@@ -408,20 +408,30 @@ def latency(client: httpx.Client, pool: Sequence[str], times: int, batch: int) -
 
 def concurrent(url: str, pool: Sequence[str], clients: int, seconds: float) -> dict[str, Any]:
     """`clients` threads, each with its own connection, sending single queries back to back for
-    `seconds`; queries/s counts the answers over the time from the start to the last answer."""
-    go = threading.Event()
+    `seconds`; queries/s counts the answers over the time from the start to the last answer.
+    The clock starts once every client has connected and had its warm-up query answered."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     ends = [0.0] * clients
-    deadline = [0.0]
+    clock = [0.0, 0.0]  # start, deadline: set by the last client to reach the barrier
+
+    def start_clock() -> None:
+        clock[0] = time.perf_counter()
+        clock[1] = clock[0] + seconds
+
+    ready = threading.Barrier(clients, action=start_clock)
     path = f"/collections/{COLLECTION}/query"
 
     def worker(number: int) -> None:
         with httpx.Client(base_url=url, timeout=120) as client:
-            client.post(path, json={"text": pool[number % len(pool)], "top_k": TOP_K})
-            go.wait()
+            try:
+                checked(client.post(path, json={"text": pool[number % len(pool)], "top_k": TOP_K}))
+            except BaseException:
+                ready.abort()  # the other clients stop waiting for this one
+                raise
+            ready.wait()
             i = number
-            while time.perf_counter() < deadline[0]:
+            while time.perf_counter() < clock[1]:
                 started = time.perf_counter()
                 try:
                     response = client.post(path, json={"text": pool[i % len(pool)], "top_k": TOP_K})
@@ -438,13 +448,11 @@ def concurrent(url: str, pool: Sequence[str], clients: int, seconds: float) -> d
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)  # let every client connect and send its warm-up query
-    started = time.perf_counter()
-    deadline[0] = started + seconds
-    go.set()
     for thread in threads:
         thread.join()
-    elapsed = max(ends) - started
+    if ready.broken:
+        raise RuntimeError("a client's warm-up query failed (its traceback is above)")
+    elapsed = max(ends) - clock[0]
     answered = [ms for per_client in latencies for ms in per_client]
     return {
         "clients": clients,

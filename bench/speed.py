@@ -547,7 +547,8 @@ def section(f: dict[str, Any]) -> str:
     )
     head = (
         f"## {f['size']:,} sentences{' — SMOKE RUN, numbers not meaningful' if f['smoke'] else ''}"
-        f"\n\nBackend: {f['backend_used']} (bare encode: {f['bare_backend']}); encoder batch "
+        f"\n\nBackend: {info.get('backend', f['backend_used'])} (as the collection records it; "
+        f"bare encode: {f['bare_backend']}); encoder batch "
         f"{f['batch_size']}; collection k={settings['k']}, {settings['index_spec']}, re-scoring "
         f"{'on' if settings['rescore'] else 'off'}; {f['cpus']} CPUs; load average "
         f"{'/'.join(f'{x:.2f}' for x in f['load_average_start'])} at the start, "

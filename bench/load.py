@@ -48,6 +48,7 @@ class Figures:
 
     smoke: bool
     plan: dict[str, Any]
+    backend: str = ""
     queries: int = 0
     errors: int = 0
     error_examples: list[str] = field(default_factory=list)
@@ -113,7 +114,8 @@ def measure(plan: Plan, workdir: Path, smoke: bool) -> Figures:
                 documents = [{"text": t} for t in batch]
                 added = client.post(f"/collections/{NAME}/documents", json={"documents": documents})
                 added.raise_for_status()
-            figures.count_start = client.get(f"/collections/{NAME}").json()["count"]
+            info = client.get(f"/collections/{NAME}").json()
+            figures.count_start, figures.backend = info["count"], info.get("backend", "")
             for text in texts(rng, 30):  # warm-up: first queries allocate the encoder's buffers
                 client.post(f"/collections/{NAME}/query", json={"text": text}).raise_for_status()
         figures.rss_start_mib = server.rss() / 2**20
@@ -203,6 +205,7 @@ def markdown(f: Figures) -> str:
     quarter = next((mib for t, mib in f.rss_samples if t >= seconds / 4), f.rss_end_mib)
     title = "# Load run" + (" — SMOKE RUN, numbers not meaningful" if f.smoke else "")
     rows = [
+        ["encoder backend", f.backend],
         ["queries answered", f"{f.queries - f.errors:,}"],
         ["errors", f"{f.errors}"],
         ["queries/s", f"{f.queries_per_second:.1f}"],
@@ -220,8 +223,9 @@ def markdown(f: Figures) -> str:
             "",
             f"`python -m bench load{' --smoke' if f.smoke else ''}`: {plan['clients']} query "
             f"threads for {plan['seconds']:.0f} s against `python -m service` on 127.0.0.1 (the "
-            f"bundled model, default settings), while ingest jobs of {plan['job_documents']:,} "
-            "generated sentences run back to back into the same collection "
+            "bundled model, default settings and the WHITENED_SEARCH_* variables of the shell), "
+            f"while ingest jobs of {plan['job_documents']:,} generated sentences run back to "
+            "back into the same collection "
             f"(seeded with {plan['seed_documents']:,}). One query = one text, top_k 10, "
             "encoded by the server; latency is measured by the client, over HTTP.",
             "",

@@ -12,7 +12,6 @@ file in the output folder, so a 10,000 run and a later 100,000 run end up side b
 
 import argparse
 import dataclasses
-import inspect
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ import numpy as np
 
 from bench import context, data, report
 from index.collection import Collection
-from index.encoder import Encoder
+from index.encoder import BACKENDS, Encoder
 from index.kernel import WhiteningKernel
 from index.vector_index import VectorIndex
 from service.config import Settings
@@ -89,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the ingest itself)",
     )
     parser.add_argument(
-        "--backend", help="encoder backend: WHITENED_SEARCH_BACKEND of the server (if given)"
+        "--backend",
+        choices=BACKENDS,
+        help="encoder backend of the server and of bare encode (default: the server's)",
     )
     parser.add_argument(
         "--query-batch-ms",
@@ -136,22 +137,19 @@ def run_label(size: int, backend: str | None) -> str:
 
 
 def server_default(name: str) -> Any:
-    """The server's default of a setting, or None where this version has no such setting."""
-    field = Settings.model_fields.get(name)
-    return None if field is None else field.default
+    """The server's default of a setting."""
+    return Settings.model_fields[name].default
 
 
 def batch_size(args: argparse.Namespace) -> int:
     """`--batch-size`, else the server's default: bare encode and the server use the same."""
-    return int(args.batch_size or server_default("batch_size") or 64)
+    return int(args.batch_size or server_default("batch_size"))
 
 
 def bare_encoder(args: argparse.Namespace) -> Encoder:
-    """The encoder the server would use: same model, batch size and (where it exists) backend."""
+    """The encoder the server runs: same model, batch size and backend."""
     backend = args.backend or server_default("backend")
-    if backend is not None and "backend" in inspect.signature(Encoder).parameters:
-        return Encoder(args.model, batch_size=batch_size(args), backend=backend)
-    return Encoder(args.model, batch_size=batch_size(args))
+    return Encoder(args.model, batch_size=batch_size(args), backend=backend)
 
 
 def server_settings(args: argparse.Namespace, batch_ms: float | None) -> dict[str, Any]:
@@ -177,7 +175,7 @@ def batching_configs(args: argparse.Namespace) -> list[float | None]:
 def describe_batching(batch_ms: float | None) -> str:
     if batch_ms is None:
         default = server_default("query_batch_ms")
-        return "server default" + ("" if default is None else f" ({default:g} ms)")
+        return f"server default ({default:g} ms)"
     return "off" if batch_ms == 0 else f"{batch_ms:g} ms"
 
 
@@ -199,8 +197,8 @@ def measure(
         "model": encoder.model_id,
         "batch_size": batch_size(args),
         "backend": args.backend,
-        "backend_used": args.backend or server_default("backend") or "torch (no backend setting)",
-        "bare_backend": getattr(encoder, "backend", "torch"),
+        "backend_used": args.backend or server_default("backend"),
+        "bare_backend": encoder.backend,
         "query_batch_ms": args.query_batch_ms,
         "cpus": os.cpu_count(),
         "load_average_start": os.getloadavg(),

@@ -143,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
                 log.warning("%s", reason)
                 skipped.append(reason)
                 continue
-            results += drive_peer(bench, peer, work, args)
+            try:
+                results += drive_peer(bench, peer, work, args)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the others still count
+                log.error("%s failed: %s", peer.name, exc)
+                lines = str(exc).strip().splitlines() or [type(exc).__name__]
+                skipped.append(f"{peer.name} failed: {lines[0]} … {lines[-1]}")
         bench.loads.append(os.getloadavg())
         write(bench, results, skipped, out)
     finally:

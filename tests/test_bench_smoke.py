@@ -138,7 +138,8 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     assert "SMOKE RUN" in table and "| system | setting | ingest docs/s |" in table
     rows = {(row["system"], row["setting"].split(",")[0]): row for row in figures["rows"]}
     plain = rows["ours, HTTP service", "k=384 (rotation only)"]
-    tuned = next(row for row in figures["rows"] if "re-scoring" in row["setting"])
+    ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
+    tuned = next(row for row in ours if row["setting"].startswith("tuned"))
     embedded = rows["ours, embedded (Engine in process, no HTTP)", tuned["setting"].split(",")[0]]
     assert plain["documents"] == 150 and plain["queries"] == figures["queries"] >= 10
     assert plain["ingest_docs_per_s"] > 0 and tuned["refit_seconds"] > 0

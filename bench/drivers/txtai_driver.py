@@ -24,6 +24,8 @@ class Txtai(driver.System):
             batch=job["chunk"],
         )
         self.rows: list[tuple[str, str, None]] = []
+        if not job.get("documents"):  # no ingest: query the index a previous run saved
+            self.embeddings.load(self.workdir)
 
     def ingest(self, ids: list[str], texts: list[str]) -> None:
         # txtai builds its index in one `index` call (later calls replace it): collect, then build.

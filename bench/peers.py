@@ -9,6 +9,8 @@ re-encoding, to the β, γ, k ≤ 128 that its tune route picks on the train que
 then the same collection is queried in process, without HTTP. txtai and Chroma run in their own
 virtual environments under bench/.peers/ (`--setup` creates them) through the drivers in
 bench/drivers/; a peer without one is skipped, and the report says how to create it.
+`--requery DIR` skips the ingests and queries the directories a `--keep` run left, so the
+latency column can be measured again when the machine is quiet.
 """
 
 import argparse
@@ -84,9 +86,10 @@ class Peer:
             state = "has a virtual environment with other versions"
         else:
             return None
+        where = "" if peers_dir == PEERS_DIR else f" --peers-dir {peers_dir}"
         return (
             f"{self.name} skipped: it {state} at {self.home(peers_dir)}; create it with "
-            f"`.venv/bin/python -m bench peers --setup` (a few minutes, downloads from PyPI)"
+            f"`.venv/bin/python -m bench peers --setup{where}` (a few minutes, downloads from PyPI)"
         )
 
 
@@ -116,6 +119,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", type=int, help="first N judged test queries")
     parser.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help=f"default {PEERS_DIR}")
     parser.add_argument("--keep", action="store_true", help="keep the systems' directories")
+    parser.add_argument(
+        "--requery",
+        type=Path,
+        metavar="DIR",
+        help="no ingest: query again the directories a --keep run left in DIR (latency re-pass)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else report.RESULTS_DIR
     root = Path(args.data) if args.data else data.data_dir()
     bench = Bench.load(root, args)
-    work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
+    work = args.requery or Path(tempfile.mkdtemp(prefix="bench-peers-"))
     try:
         results: list[Result] = []
         skipped: list[str] = []
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         bench.loads.append(os.getloadavg())
         write(bench, results, skipped, out)
     finally:
-        if args.keep:
+        if args.keep or args.requery:
             log.info("directories kept in %s", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -208,6 +217,7 @@ class Bench:
     model_name: str
     batch_size: int
     loads: list[tuple[float, float, float]] = field(default_factory=list)
+    requery: Path | None = None
 
     @classmethod
     def load(cls, root: Path, args: argparse.Namespace) -> "Bench":
@@ -225,6 +235,7 @@ class Bench:
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
             batch_size=args.batch_size,
             loads=[os.getloadavg()],
+            requery=args.requery,
         )
 
     def write_documents(self, path: Path) -> Path:
@@ -295,13 +306,14 @@ def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
     """The service over HTTP at k=d (Flat, no re-scoring) and tuned k ≤ 128; then embedded."""
     data_dir = work / "ours"
     settings = server_settings(bench, args)
-    server = LiveServer(data_dir, work / "server.log", inherit_settings=True, **settings)
+    logged = work / ("requery-server.log" if args.requery else "server.log")
+    server = LiveServer(data_dir, logged, inherit_settings=True, **settings)
     passed_on = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k != data.ENV_VAR)
     log.info("ours: starting the server (passing on %s)", passed_on or "no settings")
     server.start()
     try:
         with server.client(timeout=600) as client:
-            plain, tuned = _serve(bench, server, client, data_dir)
+            plain, tuned = _serve(bench, client, data_dir, ingest=not args.requery)
         rss = server.peak_rss()
         server.stop()
     finally:
@@ -342,9 +354,9 @@ def server_settings(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def _serve(
-    bench: Bench, server: LiveServer, client: httpx.Client, data_dir: Path
-) -> tuple[Result, Result]:
+def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, int]:
+    """Create the collection at k = d (Flat, no re-scoring) and ingest every document in one
+    background job; its seconds (until done: fit and index included) and d."""
     # The model's dimension d, from a collection created with the server's defaults.
     _check(client.post("/collections", json={"name": COLLECTION}))
     dimension = _check(client.get(f"/collections/{COLLECTION}"))["dimension"]
@@ -370,6 +382,19 @@ def _serve(
         report.format_seconds(ingest_seconds),
         n / ingest_seconds,
     )
+    return ingest_seconds, dimension
+
+
+def _serve(
+    bench: Bench, client: httpx.Client, data_dir: Path, ingest: bool
+) -> tuple[Result, Result]:
+    if ingest:
+        ingest_seconds, dimension = _ingest(bench, client)
+    else:  # a kept collection: back to the plain setting, from the stored raw vectors
+        ingest_seconds = None
+        dimension = _check(client.get(f"/collections/{COLLECTION}"))["dimension"]
+        plain = {"beta": 0, "gamma": 0, "k": dimension, "index_spec": "Flat", "rescore": False}
+        _check(client.post(f"/collections/{COLLECTION}/fit", json=plain))
     plain = _query_pass(bench, client, f"k={dimension} (rotation only), Flat, no re-scoring")
     plain.ingest_seconds = ingest_seconds
     plain.disk_bytes = disk_bytes(data_dir / COLLECTION)
@@ -442,13 +467,18 @@ def _check(response: httpx.Response) -> Any:
 
 
 def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -> list[Result]:
-    """Ingest, query and measure one peer in its own environment, from a fresh directory."""
+    """Ingest, query and measure one peer in its own environment, from a fresh directory (with
+    --requery: only query the directory a kept run left)."""
     workdir = work / peer.name
     documents = work / "documents.jsonl"
-    if not documents.is_file():
-        bench.write_documents(documents)
-    job = {"workdir": str(workdir), "documents": str(documents)}
-    log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
+    if args.requery:
+        job: dict[str, Any] = {"workdir": str(workdir), "documents": None}
+        log.info("%s: querying %s again", peer.name, workdir)
+    else:
+        if not documents.is_file():
+            bench.write_documents(documents)
+        job = {"workdir": str(workdir), "documents": str(documents)}
+        log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
     figures = run_driver(bench, peer.driver, str(peer.python(args.peers_dir)), job, work)
     size = disk_bytes(workdir)
     results = []
@@ -459,12 +489,12 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
                 Result(
                     system=peer.name,
                     setting=setting["setting"],
-                    documents=figures["documents"],
+                    documents=len(bench.beir.doc_ids),
                     rankings=setting["rankings"],
                     seconds=setting["seconds"],
                     peak_rss_bytes=figures["peak_rss_bytes"],
                     disk_bytes=size,
-                    ingest_seconds=figures["ingest_seconds"] if not results else None,
+                    ingest_seconds=None if results else figures.get("ingest_seconds"),
                     notes={"versions": figures["versions"]},
                 ),
             )
@@ -542,7 +572,9 @@ def write(bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: 
     ]
     first, last = bench.loads[0], bench.loads[-1]
     lines = [
-        "# Peers on SciFact" + (" (SMOKE RUN: numbers not meaningful)" if bench.smoke else ""),
+        "# Peers on SciFact"
+        + (" (SMOKE RUN: numbers not meaningful)" if bench.smoke else "")
+        + (f" (re-query of {bench.requery}: no ingest)" if bench.requery else ""),
         "",
         f"{len(bench.beir.doc_ids)} documents (title + text), {len(bench.queries)} judged test "
         f"queries, one at a time, top {TOP_K}; model {bench.model_name}, encoder batch "
@@ -560,6 +592,7 @@ def write(bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: 
         out / "peers.json",
         {
             "smoke": bench.smoke,
+            "requery": None if bench.requery is None else str(bench.requery),
             "documents": len(bench.beir.doc_ids),
             "queries": len(bench.queries),
             "batch_size": bench.batch_size,

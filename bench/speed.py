@@ -174,8 +174,7 @@ def batching_configs(args: argparse.Namespace) -> list[float | None]:
 
 def describe_batching(batch_ms: float | None) -> str:
     if batch_ms is None:
-        default = server_default("query_batch_ms")
-        return f"server default ({default:g} ms)"
+        return "server default (by backend)"
     return "off" if batch_ms == 0 else f"{batch_ms:g} ms"
 
 

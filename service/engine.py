@@ -615,7 +615,7 @@ class Engine:
         with self._lock_batchers:
             batcher = self._batchers.get(encoder)
             if batcher is None:
-                window = self.settings.query_batch_ms / 1000
+                window = self.settings.query_batch_seconds()
                 batcher = self._batchers[encoder] = QueryBatcher(encoder.encode, window)
             return batcher
 
@@ -623,9 +623,9 @@ class Engine:
         self, encoder: Encoder, texts: Sequence[str], operation: str, batched: bool = False
     ) -> tuple[np.ndarray, float]:
         """Vectors of `texts` and the seconds it took; `batched` lets a single text share a
-        forward pass with concurrent ones (settings.query_batch_ms)."""
+        forward pass with concurrent ones (settings.query_batch_seconds())."""
         started = time.perf_counter()
-        if batched and len(texts) == 1 and self.settings.query_batch_ms > 0:
+        if batched and len(texts) == 1 and self.settings.query_batch_seconds() > 0:
             vectors = self._batcher(encoder).encode(texts[0])[None]
         else:
             vectors = encoder.encode(list(texts))

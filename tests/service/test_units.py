@@ -161,3 +161,13 @@ def test_cli_arguments() -> None:
     assert _filter_item("flag=true") == ("flag", True)
     assert _filter_item("lang=en") == ("lang", "en")
     assert _filter_item("path=a=b") == ("path", "a=b")
+
+
+def test_query_batching_defaults_to_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(backend="torch").query_batch_seconds() == pytest.approx(0.002)
+    assert Settings(backend="onnx").query_batch_seconds() == 0.0
+    assert Settings(backend="onnx-int8", query_batch_ms=5).query_batch_seconds() == 0.005
+    monkeypatch.setenv("WHITENED_SEARCH_QUERY_BATCH_MS", "")
+    assert Settings(backend="torch").query_batch_ms is None
+    with pytest.raises(ValueError, match="query_batch_ms"):
+        Settings(query_batch_ms=-1)

@@ -543,7 +543,8 @@ def section(f: dict[str, Any]) -> str:
         else f"first {bare['texts']:,} only (`--bare-sample`)"
     )
     head = (
-        f"## {f['size']:,} sentences{' — SMOKE RUN, numbers not meaningful' if f['smoke'] else ''}"
+        f"## {f['size']:,} sentences, {info.get('backend', f['backend_used'])}"
+        f"{' — SMOKE RUN, numbers not meaningful' if f['smoke'] else ''}"
         f"\n\nBackend: {info.get('backend', f['backend_used'])} (as the collection records it; "
         f"bare encode: {f['bare_backend']}); encoder batch "
         f"{f['batch_size']}; collection k={settings['k']}, {settings['index_spec']}, re-scoring "

@@ -47,7 +47,7 @@ TORCH = "torch==2.13.0"
 """Installed first in every environment: the CPU build where PIP_FIND_LINKS offers it; a later
 install that let pip choose would pull a multi-GB CUDA build."""
 
-CHUNK = 256
+CHUNK = 1024
 """Documents per ingest chunk for every system (the service's default INGEST_CHUNK)."""
 TOP_K = 10
 WARMUP = 3
@@ -344,11 +344,9 @@ def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
 
 
 def server_settings(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    """The service's settings for this run; the encoder backend is torch (sentence-transformers,
-    as in the peers) unless WHITENED_SEARCH_BACKEND says otherwise."""
+    """The service's settings for this run: its defaults (the onnx encoder backend, as users get
+    it; WHITENED_SEARCH_BACKEND=torch runs sentence-transformers, as the peers do)."""
     settings: dict[str, Any] = {"batch_size": bench.batch_size, "ingest_chunk": CHUNK}
-    if f"{ENV_PREFIX}BACKEND" not in os.environ:
-        settings["backend"] = "torch"
     if args.model:
         settings["model"] = args.model
     return settings

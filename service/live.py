@@ -130,19 +130,19 @@ class LiveServer:
 
     def peak_rss(self) -> int:
         """Peak resident memory of the running server in bytes (VmHWM of /proc/<pid>/status)."""
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise ServerFailed("no VmHWM in /proc/<pid>/status")
+        return self._status_bytes("VmHWM")
 
     def rss(self) -> int:
         """Resident memory of the running server now, in bytes (VmRSS of /proc/<pid>/status)."""
+        return self._status_bytes("VmRSS")
+
+    def _status_bytes(self, field: str) -> int:
+        """A kB field of the server's /proc/<pid>/status, in bytes."""
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-        raise ServerFailed("no VmRSS in /proc/<pid>/status")
+        raise ServerFailed(f"no {field} in /proc/<pid>/status")
 
     def stop(self) -> None:
         """SIGTERM and wait: uvicorn shuts down gracefully (the app checkpoints and unlocks),

@@ -121,7 +121,7 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
     path = directory / SNAPSHOTS / manifest.snapshot
     try:
         kernel = WhiteningKernel.load(path / KERNEL_FILE)
-        index = VectorIndex.load(path / INDEX_FILE, manifest.settings.index_spec)
+        index = VectorIndex.load(path / INDEX_FILE, manifest.settings.index_spec, kernel.k_)
     except FileNotFoundError as exc:
         raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
     if kernel.n_features_in_ != manifest.dimension or index.dim != kernel.k_:

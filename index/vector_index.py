@@ -14,6 +14,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index import index_spec
 from index.errors import InvalidIndexSpec, InvalidInput, NotEnoughData, StorageError
 from index.storage import atomic_write
 from index.validation import as_matrix, unit_rows
@@ -26,8 +27,6 @@ EXACT_FILTER_LIMIT = 4096
 
 HNSW_EF_SEARCH = 64
 """HNSW candidate-list size per query (raised to 2·top_k for larger top_k)."""
-
-BINARY_SPECS = re.compile(r"BFlat|BHNSW\d+")
 
 
 class VectorIndex:
@@ -43,8 +42,9 @@ class VectorIndex:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise InvalidInput(f"dim must be a positive integer, got {dim!r}")
         self.dim = dim
-        self.spec = _check_spec(spec)
-        self._index = _new_index(dim, self.spec)
+        self._spec = index_spec.parse(spec, dim)
+        self.spec = self._spec.text
+        self._index = _new_index(self._spec)
         self.saved_bytes_per_vector: float | None = None
 
     @classmethod
@@ -98,6 +98,7 @@ class VectorIndex:
             raise InvalidInput(f"{len(codes)} vectors but {len(ids)} ids: give one id each")
         if not len(ids):
             return
+        self._spec.check_fits(self.ntotal + len(ids))  # before FAISS allocates or trains
         if not self._index.is_trained:
             self._train(codes)
         self._index.add_with_ids(codes, ids)
@@ -162,18 +163,21 @@ class VectorIndex:
         self.saved_bytes_per_vector = len(data) / self.ntotal if self.ntotal else None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], spec: str) -> "VectorIndex":
-        binary = BINARY_SPECS.fullmatch(spec) is not None
+    def load(cls, path: str | os.PathLike[str], spec: str, dim: int) -> "VectorIndex":
+        """The index saved at `path`; a spec outside the grammar is refused before FAISS reads."""
+        parsed = index_spec.parse(spec, dim)
+        binary = parsed.binary
         try:
             loaded = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))
         except RuntimeError as exc:
             raise StorageError(f"index file {path} is unreadable: {exc}") from exc
         expected = faiss.IndexBinaryIDMap2 if binary else faiss.IndexIDMap2
-        if not isinstance(loaded, expected):
+        if not isinstance(loaded, expected) or loaded.d != dim:
             raise StorageError(f"index file {path} does not hold an id-mapped {spec} index")
         index = cls.__new__(cls)
-        index.dim = int(loaded.d)
-        index.spec = spec
+        index.dim = dim
+        index._spec = parsed
+        index.spec = parsed.text
         index._index = loaded
         index.saved_bytes_per_vector = (
             os.path.getsize(path) / loaded.ntotal if loaded.ntotal else None
@@ -263,37 +267,11 @@ class VectorIndex:
         return params
 
 
-def _check_spec(spec: Any) -> str:
-    if not isinstance(spec, str) or not spec.strip():
-        raise InvalidIndexSpec(f"index spec must be a non-empty string, got {spec!r}")
-    spec = spec.strip()
-    if "IDMap" in spec:
-        raise InvalidIndexSpec(f"index spec {spec!r}: leave out IDMap, ids are always mapped")
-    return spec
-
-
-def _new_index(dim: int, spec: str) -> Any:
-    if BINARY_SPECS.fullmatch(spec):
-        if dim % 8:
-            raise InvalidIndexSpec(
-                f"binary spec {spec!r} packs 8 dimensions a byte: use a k divisible by 8, not {dim}"
-            )
-        return faiss.IndexBinaryIDMap2(faiss.index_binary_factory(dim, spec))
-    if spec.startswith("B"):
-        raise InvalidIndexSpec(f"binary index spec {spec!r} is not supported: use BFlat or BHNSW32")
-    try:
-        index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise InvalidIndexSpec(
-            f"index spec {spec!r} is not valid for dimension {dim} ({_first_line(exc)}); "
-            "try 'Flat', 'HNSW32', 'SQ8', 'PQ{m}' or 'IVF{lists},PQ{m}' with m dividing the "
-            "dimension, or 'BFlat' for binary codes"
-        ) from exc
-    if isinstance(index, faiss.IndexPreTransform):
-        raise InvalidIndexSpec(
-            f"index spec {spec!r} changes the dimension: leave out transforms (PCA, OPQ...), "
-            "the kernel's k already sets the dimension"
-        )
+def _new_index(spec: index_spec.IndexSpec) -> Any:
+    """The id-mapped FAISS index of a parsed spec (the grammar has bounded its parameters)."""
+    if spec.binary:
+        return faiss.IndexBinaryIDMap2(faiss.index_binary_factory(spec.dim, spec.text))
+    index = faiss.index_factory(spec.dim, spec.text, faiss.METRIC_INNER_PRODUCT)
     return faiss.IndexIDMap2(index)
 
 

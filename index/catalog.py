@@ -1,4 +1,9 @@
-"""The collections of one data directory, by name, each opened once with its model's encoder."""
+"""The collections of one data directory, by name, each opened once with its model's encoder.
+
+The catalog owns the directory: its lock (one writing process), the leftovers of its own
+interrupted creates and deletes (and nothing else in it), and the process-wide thread setting
+of FAISS.
+"""
 
 import re
 import shutil
@@ -6,7 +11,10 @@ import threading
 import uuid
 from pathlib import Path
 
-from index.collection import Collection
+import faiss
+
+from index.collection import REFIT_GROWTH, Collection
+from index.data_dir import DataDirLock
 from index.encoder import DEFAULT_BACKEND, DEFAULT_MODEL_ID, Encoder, check_backend
 from index.errors import Conflict, IndexError_, InvalidInput, NotFound
 from index.snapshots import MANIFEST, Manifest, Settings
@@ -14,6 +22,14 @@ from index.snapshots import MANIFEST, Manifest, Settings
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Collection names are directory names: letters, digits, '_' and '-', no dots or separators,
 so no name can reach outside the data directory."""
+
+LEFTOVER_PATTERN = re.compile(rf"\.(?:creating|deleting)-{NAME_PATTERN.pattern}-[0-9a-f]{{8}}")
+"""Staging names of creates and deletes: the only hidden entries the catalog may remove (a
+data directory can sit beside, or be, a folder holding .git or .ssh)."""
+
+FAISS_THREADS = 1
+"""FAISS on one thread, for the whole process: a query is one vector, which OpenMP cannot
+split, while its team of threads spins on the cores the encoder needs."""
 
 
 class Catalog:
@@ -23,6 +39,9 @@ class Catalog:
         root: the data directory (created if missing).
         default_model: model of collections created without one (None: the bundled default).
         batch_size, backend, cache_dir, threads: of every encoder (see index.encoder.Encoder).
+        refit_growth: see `Collection.fit_if_due`.
+
+    It locks `root` (DataDirBusy when another catalog holds it) until `close`.
     """
 
     def __init__(
@@ -33,19 +52,27 @@ class Catalog:
         backend: str = DEFAULT_BACKEND,
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        refit_growth: float = REFIT_GROWTH,
     ) -> None:
+        faiss.omp_set_num_threads(FAISS_THREADS)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._dir_lock = DataDirLock(self.root)
+        self._dir_lock.acquire()
         self.default_model = default_model
         self.batch_size = batch_size
         self.backend = check_backend(backend)
         self.cache_dir = cache_dir
         self.threads = threads
+        self.refit_growth = refit_growth
         self._collections: dict[str, Collection] = {}
+        self._unavailable: dict[str, str] = {}
         self._encoders: dict[str, Encoder] = {}
-        self._lock = threading.RLock()
-        for leftover in self.root.glob(".*"):  # creations and deletions a crash interrupted
-            shutil.rmtree(leftover, ignore_errors=True)
+        self._lock = threading.Lock()  # the dictionaries above, held for no I/O
+        self._name_locks: dict[str, threading.Lock] = {}
+        for entry in self.root.iterdir():  # creations and deletions a crash interrupted
+            if LEFTOVER_PATTERN.fullmatch(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
 
     def names(self) -> list[str]:
         return sorted(
@@ -55,14 +82,38 @@ class Catalog:
         )
 
     def get(self, name: str) -> Collection:
-        """The open collection `name`; NotFound if there is none, StorageError if it is broken."""
+        """The open collection `name`; NotFound if there is none, StorageError if it is broken.
+
+        Opening (and reconciling) one collection holds only that name's lock: requests to the
+        others go on meanwhile.
+        """
         path = self._path(name)
         with self._lock:
-            if name not in self._collections:
-                if not (path / MANIFEST).exists():
-                    raise NotFound(f"no collection named {name!r}: create it first")
-                self._collections[name] = self._open(path)
-            return self._collections[name]
+            collection = self._collections.get(name)
+        if collection is not None:
+            return collection
+        with self._name_lock(name):
+            with self._lock:
+                collection = self._collections.get(name)
+            if collection is not None:
+                return collection
+            if not (path / MANIFEST).exists():
+                raise NotFound(f"no collection named {name!r}: create it first")
+            try:
+                collection = self._open(path)
+            except IndexError_ as exc:
+                with self._lock:
+                    self._unavailable[name] = str(exc)
+                raise
+            with self._lock:
+                self._collections[name] = collection
+                self._unavailable.pop(name, None)
+            return collection
+
+    def unavailable(self) -> dict[str, str]:
+        """Collections whose last attempt to open failed, with the reason (for readiness)."""
+        with self._lock:
+            return dict(self._unavailable)
 
     def open_all(self) -> dict[str, str]:
         """Open every collection; returns the error of each one that failed to open."""
@@ -80,7 +131,7 @@ class Catalog:
         """Create collection `name`; Conflict if it exists. Nothing is left behind on error."""
         path = self._path(name)
         encoder = self.encoder(model if model is not None else self.default_model)
-        with self._lock:
+        with self._name_lock(name):
             if path.exists():
                 raise Conflict(f"collection {name!r} already exists: pick another name")
             staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
@@ -91,16 +142,19 @@ class Catalog:
                 staging.rename(path)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            collection = Collection(path, encoder)
-            self._collections[name] = collection
+            collection = Collection(path, encoder, self.refit_growth)
+            with self._lock:
+                self._collections[name] = collection
             return collection
 
     def delete(self, name: str) -> None:
         path = self._path(name)
-        with self._lock:
+        with self._name_lock(name):
             if not (path / MANIFEST).exists():
                 raise NotFound(f"no collection named {name!r}")
-            collection = self._collections.pop(name, None)
+            with self._lock:
+                collection = self._collections.pop(name, None)
+                self._unavailable.pop(name, None)
             if collection is not None:
                 collection.close()
             doomed = self.root / f".deleting-{name}-{uuid.uuid4().hex[:8]}"
@@ -123,15 +177,24 @@ class Catalog:
             return self._encoders[key]
 
     def close(self) -> None:
+        """Checkpoint and close every collection, then unlock the directory."""
         with self._lock:
-            for collection in self._collections.values():
+            collections = list(self._collections.values())
+            self._collections.clear()
+        try:
+            for collection in collections:
                 collection.checkpoint()
                 collection.close()
-            self._collections.clear()
+        finally:
+            self._dir_lock.release()
 
     def _open(self, path: Path) -> Collection:
         manifest = Manifest.load(path)
-        return Collection(path, self.encoder(manifest.model_id))
+        return Collection(path, self.encoder(manifest.model_id), self.refit_growth)
+
+    def _name_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._name_locks.setdefault(name, threading.Lock())
 
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):

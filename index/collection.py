@@ -34,10 +34,15 @@ from index.snapshots import (
     remove_stale_snapshots,
     write_snapshot,
 )
-from index.validation import as_matrix
+from index.validation import as_matrix, check_texts
 from index.vector_index import VectorIndex
 
 DOCUMENTS_FILE = "documents.sqlite"
+
+REFIT_GROWTH = 2.0
+"""An ingest that ends with this many times the documents the kernel was fitted on refits it:
+a kernel fitted on the first few hundred documents of a crashed first ingest would otherwise
+serve the whole corpus."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a write did; `fitted` says whether it (re)fitted the kernel."""
+    """What a write did; `fitted` says whether it (re)fitted the kernel, `fit_error` why a
+    collection without a kernel still has none."""
 
     added: int
     replaced: int
     fitted: bool
     encode_seconds: float
     index_seconds: float
+    fit_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,12 @@ class Collection:
     """One collection directory. Many readers; writers are serialised; readers see a write's
     documents once its index update is in, and a refit only when it is complete."""
 
-    def __init__(self, path: str | Path, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, path: str | Path, encoder: Encoder | None = None, refit_growth: float = REFIT_GROWTH
+    ) -> None:
         self.path = Path(path)
         self.encoder = encoder
+        self.refit_growth = refit_growth
         self.manifest = Manifest.load(self.path)
         if encoder is not None and encoder.model_id != self.manifest.model_id:
             raise ModelMismatch(
@@ -97,6 +107,8 @@ class Collection:
         self._write_lock = threading.RLock()
         self._index_lock = threading.Lock()
         self._fitted: _Fitted | None = None
+        self.fit_error: str | None = None
+        """Why the collection has no kernel although it holds documents (None otherwise)."""
         with self._write_lock:
             self._recover()
 
@@ -225,7 +237,8 @@ class Collection:
         self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
     ) -> list[list[Hit]]:
         """Nearest documents by cosine in kernel space, best first, one list per text."""
-        return self.search_vectors(self.require_encoder().encode(texts), top_k, where)
+        vectors = self.require_encoder().encode(check_texts(texts))  # a query needs text
+        return self.search_vectors(vectors, top_k, where)
 
     def search_vectors(
         self,
@@ -344,6 +357,7 @@ class Collection:
                 "rescore": settings.rescore,
             },
             "fitted": fitted is not None,
+            "fit_error": self.fit_error,
             "fitted_at": self.manifest.fitted_at,
             "created_at": self.manifest.created_at,
             "raw_bytes_per_vector": 4 * self.manifest.dimension,
@@ -352,6 +366,7 @@ class Collection:
             k = fitted.kernel.k_
             info |= {
                 "k": k,
+                "fitted_on": fitted.kernel.n_samples_seen_,
                 "indexed": fitted.index.ntotal,
                 "explained_energy": float(fitted.kernel.explained_energy_[k - 1]),
                 "rank": fitted.kernel.rank_,
@@ -377,14 +392,15 @@ class Collection:
             fitted = self._fitted
             if fitted is not None:
                 self._update_index(old_rows, new_rows, vectors)
-            elif fit and self.count() >= 2:
-                self._fit_all(self.manifest.settings)
+            elif fit:
+                self._fit_if_possible()
         return WriteResult(
             added=len(new_rows),
             replaced=len(old_rows),
             fitted=fitted is None and self._fitted is not None,
             encode_seconds=encode_seconds,
             index_seconds=time.perf_counter() - started,
+            fit_error=self.fit_error,
         )
 
     def _update_index(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> None:
@@ -405,6 +421,36 @@ class Collection:
             if transformed is not None:
                 fitted.index.add(transformed, added)
 
+    def fit_if_due(self) -> WriteResult:
+        """Fit a collection that has no kernel, or refit one that has grown `refit_growth` times
+        past the documents its kernel was fitted on (the end of an ingest calls this)."""
+        started = time.perf_counter()
+        with self._write_lock:
+            fitted = self._fitted
+            if fitted is None:
+                self._fit_if_possible()
+            elif self.count() >= self.refit_growth * fitted.kernel.n_samples_seen_:
+                self._fit_all(self.manifest.settings)
+            else:
+                self.checkpoint()  # the next start has nothing to reconcile
+        refitted = self._fitted is not fitted and self._fitted is not None
+        return WriteResult(0, 0, refitted, 0.0, time.perf_counter() - started, self.fit_error)
+
+    def _fit_if_possible(self) -> None:
+        """Fit the first kernel once there are 2 documents. Settings that cannot be fitted yet
+        (k above the rank with γ > 0, an index that needs more vectors to train) leave the
+        documents stored and readable, and `fit_error` says why: a later write or a `fit`
+        with other settings fits it."""
+        if self.count() < 2:
+            self.fit_error = "the kernel is fitted once the collection holds at least 2 documents"
+            return
+        try:
+            self._fit_all(self.manifest.settings)
+        except InvalidInput as exc:
+            self.fit_error = (
+                f"{exc} (the documents are stored: fit with other settings, or add more)"
+            )
+
     def _fit_all(self, settings: Settings) -> None:
         """Fit a kernel on every stored vector, build its index, save both, then switch."""
         rows, vectors = self._store.vectors()
@@ -424,14 +470,14 @@ class Collection:
         manifest.save(self.path)
         self.manifest = manifest
         self._fitted = fitted
+        self.fit_error = None
         remove_stale_snapshots(self.path, keep=snapshot)
 
     def _recover(self) -> None:
         """Load the snapshot and bring its index in line with the documents."""
         remove_stale_snapshots(self.path, keep=self.manifest.snapshot)
         if self.manifest.snapshot is None:
-            if self.count() >= 2:
-                self._fit_all(self.manifest.settings)
+            self._fit_if_possible()
             return
         kernel, index = read_snapshot(self.path, self.manifest)
         rows = self._store.rows()
@@ -455,9 +501,8 @@ class Collection:
     def _require_fitted(self) -> _Fitted:
         fitted = self._fitted
         if fitted is None:
-            raise NotFitted(
-                f"collection {self.name} has no kernel yet: add at least 2 documents, or fit it"
-            )
+            reason = self.fit_error or "add at least 2 documents, or fit it"
+            raise NotFitted(f"collection {self.name} has no kernel yet: {reason}")
         return fitted
 
 

@@ -21,6 +21,22 @@ from index.errors import Conflict, InvalidInput, NotFound, StorageError, Storage
 from index.validation import check_texts
 
 MAX_ID_LENGTH = 256
+
+MAX_METADATA_DEPTH = 32
+"""Nesting of a document's metadata: deeper JSON is stored by SQLite but cannot be serialised
+back by the web stack (its recursion limit), so every read of the document would fail."""
+
+MAX_METADATA_BYTES = 65536
+"""A document's metadata as JSON: metadata is for filters and display, not for payloads."""
+
+MAX_FILTER_KEYS = 64
+"""Keys of one metadata filter: SQLite refuses expressions of about 1,000 terms."""
+
+MAX_ROW_OFFSET = 2**62
+"""Largest page offset: SQLite integers are 64-bit."""
+
+_CHUNK = 500
+"""Ids or rows per IN (...) list: SQLite caps the parameters of one statement."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,7 +105,7 @@ class DocumentStore:
         connection = self._connection()
         try:
             with connection:
-                existing = self._rows_of(connection, ids)
+                existing = dict(self._select_in("id, row", "id", ids))
                 if existing and not replace:
                     shown = ", ".join(sorted(existing)[:5])
                     raise Conflict(
@@ -116,7 +132,7 @@ class DocumentStore:
         connection = self._connection()
         try:
             with connection:
-                rows = self._rows_of(connection, ids)
+                rows = dict(self._select_in("id, row", "id", ids))
                 missing = [doc_id for doc_id in ids if doc_id not in rows]
                 if missing:
                     raise NotFound(f"unknown document id(s): {', '.join(missing[:5])}")
@@ -130,20 +146,18 @@ class DocumentStore:
     # ---- reads ------------------------------------------------------------------------------
 
     def count(self) -> int:
-        return int(self._connection().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+        return int(self._fetch("SELECT COUNT(*) FROM documents")[0][0])
 
     def rows(self) -> np.ndarray:
-        cursor = self._connection().execute("SELECT row FROM documents ORDER BY row")
-        return np.fromiter((row for (row,) in cursor), np.int64)
+        found = self._fetch("SELECT row FROM documents ORDER BY row")
+        return np.fromiter((row for (row,) in found), np.int64, len(found))
 
     def vectors(self, rows: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and raw vectors (n, d) of `rows` (all documents when None), in row order."""
-        connection = self._connection()
         if rows is None:
-            cursor = connection.execute("SELECT row, vector FROM documents ORDER BY row")
-            found = cursor.fetchall()
+            found = self._fetch("SELECT row, vector FROM documents ORDER BY row")
         else:
-            found = self._select_rows(connection, "row, vector", rows)
+            found = self._select_in("row, vector", "row", [int(row) for row in rows])
             found.sort()
         out_rows = np.fromiter((row for row, _ in found), np.int64, len(found))
         blob = b"".join(vector for _, vector in found)
@@ -152,14 +166,9 @@ class DocumentStore:
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         """Documents by id, in the order asked; NotFound names the unknown ones."""
-        connection = self._connection()
-        placeholders = ",".join("?" * len(ids))
         found = {
             record[0]: _stored(record)
-            for record in connection.execute(
-                f"SELECT id, text, metadata, row FROM documents WHERE id IN ({placeholders})",
-                list(ids),
-            )
+            for record in self._select_in("id, text, metadata, row", "id", list(ids))
         }
         missing = [doc_id for doc_id in ids if doc_id not in found]
         if missing:
@@ -168,30 +177,40 @@ class DocumentStore:
 
     def by_rows(self, rows: Iterable[int]) -> dict[int, StoredDocument]:
         """Documents by row; rows deleted meanwhile are simply absent."""
-        found = self._select_rows(self._connection(), "id, text, metadata, row", rows)
+        found = self._select_in("id, text, metadata, row", "row", [int(row) for row in rows])
         return {record[3]: _stored(record) for record in found}
 
     def matching(self, where: Mapping[str, Any]) -> np.ndarray:
         """Rows whose metadata equals every key/value of `where`."""
+        if len(where) > MAX_FILTER_KEYS:
+            raise InvalidInput(
+                f"the filter has {len(where)} keys; at most {MAX_FILTER_KEYS}: filter on fewer "
+                "keys, and narrow the hits on the client"
+            )
         clauses, params = [], []
         for key, value in where.items():
             clauses.append("json_extract(metadata, ?) = ?")
             params += [_json_path(key), _filter_value(key, value)]
         sql = "SELECT row FROM documents WHERE " + " AND ".join(clauses or ["1"])
-        cursor = self._connection().execute(sql, params)
-        return np.fromiter((row for (row,) in cursor), np.int64)
+        found = self._fetch(sql, params)
+        return np.fromiter((row for (row,) in found), np.int64, len(found))
 
     def existing(self, ids: Sequence[str]) -> list[str]:
         """The ids among `ids` that are stored, in the order given."""
-        found = self._rows_of(self._connection(), ids)
+        found = {doc_id for (doc_id,) in self._select_in("id", "id", list(ids))}
         return [doc_id for doc_id in ids if doc_id in found]
 
     def page(self, offset: int, limit: int) -> list[StoredDocument]:
-        cursor = self._connection().execute(
+        for name, value in (("offset", offset), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"{name} must be an integer, got {value!r}")
+            if not 0 <= value <= MAX_ROW_OFFSET:
+                raise InvalidInput(f"{name} must be between 0 and {MAX_ROW_OFFSET}, got {value}")
+        found = self._fetch(
             "SELECT id, text, metadata, row FROM documents ORDER BY row LIMIT ? OFFSET ?",
             (limit, offset),
         )
-        return [_stored(record) for record in cursor]
+        return [_stored(record) for record in found]
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -211,31 +230,22 @@ class DocumentStore:
                 self._connections.append(connection)
         return connection
 
-    @staticmethod
-    def _rows_of(connection: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            placeholders = ",".join("?" * len(chunk))
-            found.update(
-                connection.execute(
-                    f"SELECT id, row FROM documents WHERE id IN ({placeholders})", chunk
-                ).fetchall()
-            )
-        return found
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All records of a read; SQLite's failures (a damaged file, I/O) are StorageErrors."""
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"could not read documents from {self.path}: {exc}") from exc
 
-    @staticmethod
-    def _select_rows(
-        connection: sqlite3.Connection, columns: str, rows: Iterable[int]
-    ) -> list[tuple[Any, ...]]:
-        rows = [int(row) for row in rows]
+    def _select_in(self, columns: str, key: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """`columns` of the records whose `key` (id or row) is among `values`, in chunks."""
         found: list[tuple[Any, ...]] = []
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
+        for start in range(0, len(values), _CHUNK):
+            chunk = list(values[start : start + _CHUNK])
             placeholders = ",".join("?" * len(chunk))
-            found += connection.execute(
-                f"SELECT {columns} FROM documents WHERE row IN ({placeholders})", chunk
-            ).fetchall()
+            found += self._fetch(
+                f"SELECT {columns} FROM documents WHERE {key} IN ({placeholders})", chunk
+            )
         return found
 
 
@@ -243,7 +253,7 @@ def prepare(documents: Sequence[Document]) -> list[Document]:
     """Check texts, ids and metadata of a batch; give a fresh id to documents without one."""
     if not documents:
         raise InvalidInput("no documents given: pass at least one")
-    check_texts([document.text for document in documents])
+    check_texts([document.text for document in documents], allow_empty=True)
     prepared = []
     for position, document in enumerate(documents):
         doc_id = uuid.uuid4().hex if document.id is None else document.id
@@ -279,16 +289,44 @@ _SQLITE_IOERR_WRITE = getattr(sqlite3, "SQLITE_IOERR_WRITE", 778)
 
 
 def _dump_metadata(metadata: Mapping[str, Any], position: int | None = None) -> str:
+    """Metadata as the JSON stored, within the bounds that let every read serialise it again."""
+    where = "" if position is None else f"document at position {position}: "
+    depth = _depth(metadata)
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidInput(
+            f"{where}metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH}: "
+            "flatten it"
+        )
     try:
         dumped = json.dumps(dict(metadata), allow_nan=False, ensure_ascii=False)
-        dumped.encode("utf-8")  # a lone surrogate ("\ud800" in the JSON) cannot be stored
-        return dumped
+        size = len(dumped.encode("utf-8"))  # a lone surrogate ("\ud800") cannot be stored
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        where = "" if position is None else f"document at position {position}: "
         raise InvalidInput(
             f"{where}metadata must be JSON (strings of valid Unicode, finite numbers, lists, "
             f"objects): {exc}"
         ) from exc
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            f"{where}metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}: keep "
+            "large payloads elsewhere and store a reference"
+        )
+    return dumped
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of lists and objects (a scalar is 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, Mapping):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        level += [(child, depth + 1) for child in children]
+    return deepest
 
 
 def _stored(record: tuple[Any, ...]) -> StoredDocument:
@@ -297,8 +335,10 @@ def _stored(record: tuple[Any, ...]) -> StoredDocument:
 
 
 def _json_path(key: str) -> str:
-    if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-        raise InvalidInput(f"filter key {key!r} must be a non-empty string without quotes")
+    if not isinstance(key, str) or not key or any(c in key for c in '"\\\0'):
+        raise InvalidInput(
+            f"filter key {key!r} must be a non-empty string without quotes, backslashes or NUL"
+        )
     return f'$."{key}"'
 
 

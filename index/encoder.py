@@ -123,7 +123,7 @@ class Encoder:
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Raw (not whitened) float32 vectors, one row per text, in order."""
-        texts = check_texts(texts)
+        texts = check_texts(texts, allow_empty=True)  # a query's text is checked by its caller
         vectors = self._loaded().encode(texts, self.batch_size, progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from index.errors import InvalidHyperparameters, NotEnoughData, NotFitted, StorageError
 from index.storage import atomic_write
-from index.validation import as_matrix, check_real
+from index.validation import as_matrix, check_hyperparameter
 
 FORMAT_VERSION = 1
 
@@ -34,8 +34,8 @@ class WhiteningKernel:
     """
 
     def __init__(self, beta: float = 0.0, gamma: float = 0.0, k: int | None = None) -> None:
-        self.beta = check_real(beta, "beta")
-        self.gamma = check_real(gamma, "gamma")
+        self.beta = check_hyperparameter(beta, "beta")
+        self.gamma = check_hyperparameter(gamma, "gamma")
         self.k = _check_k(k)
         self._eigen_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -81,8 +81,8 @@ class WhiteningKernel:
     ) -> Self:
         """Re-derive the kernel for new hyperparameters from the kept statistics (None: keep)."""
         self._check_fitted()
-        new_beta = self.beta if beta is None else check_real(beta, "beta")
-        new_gamma = self.gamma if gamma is None else check_real(gamma, "gamma")
+        new_beta = self.beta if beta is None else check_hyperparameter(beta, "beta")
+        new_gamma = self.gamma if gamma is None else check_hyperparameter(gamma, "gamma")
         new_k = self.k if k is None else _check_k(k)
         self._derive(new_beta, new_gamma, new_k)
         self.beta, self.gamma, self.k = new_beta, new_gamma, new_k

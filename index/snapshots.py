@@ -17,7 +17,7 @@ from typing import Any
 from index.errors import InvalidInput, StorageError
 from index.kernel import WhiteningKernel
 from index.storage import atomic_write, fsync_dir
-from index.validation import check_real
+from index.validation import check_hyperparameter
 from index.vector_index import VectorIndex
 
 FORMAT_VERSION = 1
@@ -39,8 +39,8 @@ class Settings:
     rescore: bool = False
 
     def __post_init__(self) -> None:
-        check_real(self.beta, "beta")
-        check_real(self.gamma, "gamma")
+        check_hyperparameter(self.beta, "beta")
+        check_hyperparameter(self.gamma, "gamma")
         if self.k is not None and (
             isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
         ):
@@ -124,6 +124,8 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
         index = VectorIndex.load(path / INDEX_FILE, manifest.settings.index_spec, kernel.k_)
     except FileNotFoundError as exc:
         raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
+    except InvalidInput as exc:  # a spec this version refuses: the collection is unavailable
+        raise StorageError(f"snapshot {path} cannot be served: {exc}") from exc
     if kernel.n_features_in_ != manifest.dimension or index.dim != kernel.k_:
         raise StorageError(f"snapshot {path} does not match the manifest's dimensions")
     return kernel, index

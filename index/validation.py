@@ -41,8 +41,12 @@ def _is_float64(X: Any) -> bool:
     return isinstance(X, np.ndarray) and X.dtype == np.float64
 
 
-def check_texts(texts: Sequence[Any]) -> list[str]:
-    """Return `texts` as a list of non-empty strings, or raise InvalidTexts naming a bad one."""
+def check_texts(texts: Sequence[Any], allow_empty: bool = False) -> list[str]:
+    """Return `texts` as a list of strings, or raise InvalidTexts naming a bad one.
+
+    Queries need text; documents may be empty (`allow_empty`): sentence-transformers and the
+    peers encode the empty string, and corpora such as Cranfield hold some.
+    """
     if isinstance(texts, str):
         raise InvalidTexts("texts must be a list of strings, not one string: wrap it as [text]")
     texts = list(texts)
@@ -53,9 +57,24 @@ def check_texts(texts: Sequence[Any]) -> list[str]:
             raise InvalidTexts(
                 f"text at position {position} is {type(text).__name__}, not a string"
             )
-        if not text.strip():
+        if not allow_empty and not text.strip():
             raise InvalidTexts(f"text at position {position} is empty or only whitespace")
     return texts
+
+
+HYPERPARAMETER_RANGES = {"beta": (0.0, 1.0), "gamma": (0.0, 2.0)}
+"""β: 0 leaves the mean in, 1 subtracts all of it. γ: 0 rotates, 1 whitens to unit variance,
+up to 2 whitens further; below 0 the dominant directions would be amplified instead, and
+outside these ranges the kernel's arithmetic overflows (β = 1e300)."""
+
+
+def check_hyperparameter(value: Any, name: str) -> float:
+    """Return β or γ (`name`) as a float in its range, or raise InvalidHyperparameters."""
+    number = check_real(value, name)
+    low, high = HYPERPARAMETER_RANGES[name]
+    if not low <= number <= high:
+        raise InvalidHyperparameters(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return number
 
 
 def check_real(value: Any, name: str) -> float:

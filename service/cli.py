@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from index.data_dir import DataDirBusy, DataDirLock
     from service.app import create_app
     from service.config import Settings
-    from service.engine import DataDirBusy, DataDirLock
 
     overrides = {
         key: value

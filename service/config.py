@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="Documents per committed chunk of a background ingest job (the encoder "
         "sorts a chunk by length to pad less: 256 encoded 15% slower than 1024 here).",
     )
+    refit_growth: float = Field(
+        2.0,
+        ge=1.0,
+        description="An ingest (job or CLI run) that ends with this many times the documents "
+        "the kernel was fitted on refits it (a kernel fitted on the first chunks of an "
+        "interrupted first ingest would otherwise serve the whole corpus).",
+    )
     batch_size: int = Field(32, ge=1, description="Encoder batch size.")
     backend: Backend = Field(
         DEFAULT_BACKEND,

@@ -7,7 +7,6 @@ FAISS never stall the event loop. Each collection serialises its writers and let
 """
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from index import (
@@ -38,7 +36,7 @@ from index.collection import Answer
 from index.compression import CompressionReport
 from index.documents import prepare
 from index.tuning import TuningResult, tune_pairs, tune_retrieval
-from index.validation import unit_rows
+from index.validation import check_texts, unit_rows
 from service.batching import QueryBatcher
 from service.config import Settings
 from service.jobs import Job, JobHandle, JobRegistry
@@ -46,49 +44,8 @@ from service.telemetry import PREFIX, Family, Sample, Telemetry
 
 logger = logging.getLogger("whitened_search")
 
-LOCK_FILE = "whitened-search.lock"
 RESCORE_CANDIDATES_PER_TOP_K = 10
 """Re-scoring candidates are limited to this many times the server's max_top_k."""
-
-
-class DataDirBusy(RuntimeError):
-    """Another process serves the same data directory."""
-
-
-class DataDirLock:
-    """An exclusive advisory lock on the data directory, held while the service runs.
-
-    Two processes on one data directory would each keep their own in-memory index and overwrite
-    each other's manifests. The kernel releases the lock when the process dies, even by SIGKILL.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks on this platform: run without one
-            return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DataDirBusy(
-                f"data directory {self.path.parent} is in use by another whitened-search "
-                f"process (pid {owner}): stop it, or give this one another --data-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
 
 
 @dataclass
@@ -97,7 +54,6 @@ class Startup:
 
     done: threading.Event = field(default_factory=threading.Event)
     models: dict[str, str] = field(default_factory=dict)  # model id -> "loaded" or the error
-    unavailable: dict[str, str] = field(default_factory=dict)  # collection -> error
 
 
 @dataclass(frozen=True)
@@ -132,26 +88,15 @@ class Engine:
     def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
-        # FAISS on one thread: a query is one vector, which OpenMP cannot split, while its team of
-        # threads spins on cores the encoder and other requests need. Measured on 2 busy cores: a
-        # compression report of 200 documents took 165 s with OpenMP's default, 6 s with one.
-        faiss.omp_set_num_threads(1)
-        root = Path(settings.data_dir).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        self._lock = DataDirLock(root)
-        self._lock.acquire()
-        try:
-            self.catalog = Catalog(
-                root,
-                default_model=settings.model,
-                batch_size=settings.batch_size,
-                backend=settings.backend,
-                cache_dir=settings.model_cache_dir,
-                threads=settings.threads,
-            )
-        except BaseException:
-            self._lock.release()
-            raise
+        self.catalog = Catalog(  # locks the data directory
+            Path(settings.data_dir).expanduser().resolve(),
+            default_model=settings.model,
+            batch_size=settings.batch_size,
+            backend=settings.backend,
+            cache_dir=settings.model_cache_dir,
+            threads=settings.threads,
+            refit_growth=settings.refit_growth,
+        )
         self.jobs = JobRegistry()
         self.startup = Startup()
         self._batchers: dict[Encoder, QueryBatcher] = {}
@@ -170,19 +115,16 @@ class Engine:
         self.jobs.shutdown()
         if self._warmer is not None:
             self._warmer.join(timeout=60)
-        try:
-            self.catalog.close()
-        finally:
-            self._lock.release()
+        self.catalog.close()
 
     def _warm_up(self) -> None:
         try:
-            self.startup.unavailable = self.catalog.open_all()
-            for name, error in self.startup.unavailable.items():
+            unavailable = self.catalog.open_all()
+            for name, error in unavailable.items():
                 logger.error("collection %s is unavailable: %s", name, error)
             models = [self._default_model_id()]
             for name in self.catalog.names():
-                if name not in self.startup.unavailable:
+                if name not in unavailable:
                     try:
                         models.append(self.catalog.get(name).manifest.model_id)
                     except IndexError_:
@@ -201,7 +143,7 @@ class Engine:
         done = self.startup.done.is_set()
         models = dict(self.startup.models)
         default_loaded = models.get(self._default_model_id()) == "loaded"
-        unavailable = dict(self.startup.unavailable)
+        unavailable = self.catalog.unavailable()  # a repaired or deleted one leaves it
         if not done:
             status = "starting"
         elif not default_loaded:
@@ -296,17 +238,15 @@ class Engine:
         self._check_count(len(documents), "documents")
         collection = self.catalog.get(name)
         documents = prepare(documents)
-        result = collection.add(documents, upsert=upsert, fit=False)
+        fit = fit and name not in self.jobs.active_collections()  # the job fits at its end
+        result = collection.add(documents, upsert=upsert, fit=fit)
         self.telemetry.observe_encode("documents", result.encode_seconds, len(documents))
-        fitted, fit_error = False, None
-        if fit and collection.kernel is None and name not in self.jobs.active_collections():
-            fitted, fit_error = self._fit_if_possible(collection)
         return Written(
             ids=[document.id for document in documents],
             result=result,
             count=collection.count(),
-            fitted=fitted,
-            fit_error=fit_error,
+            fitted=result.fitted,
+            fit_error=None if collection.kernel is not None else result.fit_error,
         )
 
     def submit_ingest(
@@ -354,23 +294,10 @@ class Engine:
                 encode_seconds_add=result.encode_seconds,
                 index_seconds_add=result.index_seconds,
             )
-        started = time.perf_counter()
-        if collection.kernel is None:
-            fitted, fit_error = self._fit_if_possible(collection)
-            handle.update(fitted=fitted, fit_error=fit_error)
-        else:
-            collection.checkpoint()  # the next start has nothing to reconcile
-        handle.update(fit_seconds=time.perf_counter() - started)
-
-    @staticmethod
-    def _fit_if_possible(collection: Collection) -> tuple[bool, str | None]:
-        if collection.count() < 2:
-            return False, "the kernel is fitted once the collection holds 2 documents"
-        try:
-            collection.fit()
-        except InvalidInput as exc:
-            return False, f"{exc} (the documents are stored: POST /fit with other settings)"
-        return True, None
+        result = collection.fit_if_due()
+        handle.update(
+            fitted=result.fitted, fit_error=result.fit_error, fit_seconds=result.index_seconds
+        )
 
     def get_document(self, name: str, doc_id: str) -> StoredDocument:
         return self.catalog.get(name).get([doc_id])[0]
@@ -420,6 +347,7 @@ class Engine:
         self._check_examples(pairs, queries)
         collection = self.catalog.get(name)
         kernel = self._require_kernel(collection)
+        self._check_relevant(collection, queries)
         options = {key: value for key, value in (grid or {}).items() if value is not None}
         encoder = self._encoder_of(collection)
         if pairs is not None:
@@ -460,6 +388,21 @@ class Engine:
                 "request: sample them"
             )
 
+    @staticmethod
+    def _check_relevant(
+        collection: Collection, queries: Sequence[tuple[str, Mapping[str, float]]] | None
+    ) -> None:
+        """Judgments must name stored documents: an unknown id would score as a silent miss."""
+        for position, (_, judged) in enumerate(queries or []):
+            known = set(collection.existing(list(judged))) if judged else set()
+            unknown = sorted(set(judged) - known)
+            if unknown:
+                raise InvalidInput(
+                    f"queries[{position}].relevant names {len(unknown)} document id(s) that "
+                    f"collection {collection.name} does not hold ({', '.join(unknown[:5])}): "
+                    "ingest them first, or drop them from the judgments"
+                )
+
     def report(
         self,
         name: str,
@@ -472,6 +415,7 @@ class Engine:
         self._check_examples(pairs, queries)
         collection = self.catalog.get(name)
         self._require_kernel(collection)
+        self._check_relevant(collection, queries)
         encoder = self._encoder_of(collection)
         started = time.perf_counter()
         if pairs is not None:
@@ -499,6 +443,7 @@ class Engine:
     ) -> tuple[Answer, float, float]:
         """Hits per text, best first, and the kernel that answered; encode and search seconds."""
         self._check_count(len(texts), "texts")
+        texts = check_texts(texts)  # a query needs text; documents may be empty
         if top_k > self.settings.max_top_k:
             raise InvalidInput(f"top_k={top_k} is above the limit {self.settings.max_top_k}")
         most = RESCORE_CANDIDATES_PER_TOP_K * self.settings.max_top_k

@@ -94,7 +94,17 @@ class CollectionInfo(BaseModel):
     count: int = Field(description="Documents stored.")
     settings: CollectionSettings = Field(description="β, γ, k and index spec of the next fit.")
     fitted: bool
+    fit_error: str | None = Field(
+        None,
+        description="Why a collection holding documents has no kernel (settings it cannot fit "
+        "yet); a fit with other settings, or more documents, repairs it.",
+    )
     fitted_at: str | None
+    fitted_on: int | None = Field(
+        None,
+        description="Documents the kernel was fitted on; an ingest that ends with twice as "
+        "many (REFIT_GROWTH) refits it.",
+    )
     created_at: str
     raw_bytes_per_vector: int = Field(description="Bytes of each stored raw vector (4·d).")
     k: int | None = Field(None, description="Output dimension of the fitted kernel.")
@@ -120,11 +130,14 @@ class DocumentIn(Request):
     id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
         None, description="Your id; a random one is given when absent."
     )
-    text: Text = Field(
-        description="Stored whole; the model reads its first 256 tokens (the rest is truncated)."
+    text: Annotated[str, StringConstraints(min_length=0)] = Field(
+        description="Stored whole; the model reads its first 256 tokens (the rest is truncated). "
+        "May be empty: it is encoded like any text."
     )
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="JSON object; queries can filter on its keys."
+        default_factory=dict,
+        description="JSON object, nested at most 32 levels and at most 64 KiB as JSON; queries "
+        "can filter on its keys.",
     )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from index import Catalog, Document, Settings
+from index.data_dir import LOCK_FILE, DataDirBusy
 from index.errors import Conflict, InvalidInput, NotFound, StorageError
 
 
@@ -19,7 +20,7 @@ def test_names_that_could_leave_the_data_directory_are_refused(catalog: Catalog,
         catalog.create(name)
     with pytest.raises(InvalidInput):
         catalog.get(name)
-    assert list(catalog.root.iterdir()) == []
+    assert [p.name for p in catalog.root.iterdir()] == [LOCK_FILE]
     assert not (catalog.root.parent / "escape").exists()
 
 
@@ -61,7 +62,40 @@ def test_a_broken_collection_is_reported_and_the_others_still_open(catalog: Cata
 
 def test_leftovers_of_interrupted_creates_and_deletes_are_cleared(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    (root / ".creating-x-1234").mkdir(parents=True)
-    (root / ".deleting-y-5678").mkdir()
+    (root / ".creating-x-1234abcd").mkdir(parents=True)
+    (root / ".deleting-y-5678abcd").mkdir()
     assert Catalog(root).names() == []
-    assert list(root.iterdir()) == []
+    assert [p.name for p in root.iterdir()] == [LOCK_FILE]
+
+
+def test_a_start_removes_no_hidden_folder_it_did_not_create(tmp_path: Path) -> None:
+    """Issue 17 item 3: `serve --data-dir .` in a repository deleted its .git (and .ssh)."""
+    (tmp_path / ".git" / "objects").mkdir(parents=True)
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519").write_text("secret")
+    (tmp_path / ".creating-notes").mkdir()  # like ours, but not a name we make
+    (tmp_path / ".deleting-x-1234abcd").mkdir()  # ours: an interrupted delete
+    Catalog(tmp_path).close()
+    assert (tmp_path / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    assert (tmp_path / ".ssh" / "id_ed25519").read_text() == "secret"
+    assert (tmp_path / ".creating-notes").is_dir()
+    assert not (tmp_path / ".deleting-x-1234abcd").exists()
+
+
+def test_a_second_catalog_on_the_same_directory_is_refused(catalog: Catalog) -> None:
+    """Issue 17 item 14: the lock is the library's, so a script cannot open a served directory."""
+    with pytest.raises(DataDirBusy, match="in use by another whitened-search process"):
+        Catalog(catalog.root)
+    catalog.close()
+    Catalog(catalog.root).close()  # free again once closed
+
+
+def test_a_deleted_collection_leaves_the_unavailable_list(catalog: Catalog) -> None:
+    catalog.create("bad").add([Document("one"), Document("two")])
+    catalog.close()
+    (catalog.root / "bad" / "manifest.json").write_text("{ not json")
+    again = Catalog(catalog.root)
+    assert list(again.open_all()) == ["bad"] and list(again.unavailable()) == ["bad"]
+    again.delete("bad")
+    assert again.unavailable() == {}

@@ -175,17 +175,24 @@ def test_describe_reports_kernel_and_bytes(collection: Collection) -> None:
     assert info["fitted_at"] is not None
 
 
+def _nested(depth: int) -> dict:
+    metadata: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        metadata = {"a": metadata}
+    return metadata
+
+
 @pytest.mark.parametrize(
     ("documents", "error", "match"),
     [
-        ([Document("")], InvalidTexts, "empty"),
-        ([Document("   ")], InvalidTexts, "empty"),
         ([Document(42)], InvalidTexts, "not a string"),  # type: ignore[arg-type]
         ([], InvalidInput, "no documents"),
         ([Document("a", id="x"), Document("b", id="x")], InvalidInput, "repeat"),
         ([Document("a", id="")], InvalidInput, "id must be"),
         ([Document("a", metadata={"s": {1, 2}})], InvalidInput, "metadata must be JSON"),
         ([Document("a", metadata={"v": float("nan")})], InvalidInput, "metadata must be JSON"),
+        ([Document("a", metadata=_nested(300))], InvalidInput, "nested 300 levels deep"),
+        ([Document("a", metadata={"big": "x" * 70_000})], InvalidInput, "bytes as JSON"),
     ],
 )
 def test_bad_documents_are_refused_and_store_nothing(
@@ -218,3 +225,52 @@ def test_create_refuses_bad_settings_and_leaves_no_directory(tmp_path: Path) -> 
     with pytest.raises(InvalidInput, match="beta must be finite"):
         Settings(beta=float("inf"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_documents_with_empty_text_are_stored_and_indexed(
+    collection: Collection, encoder: Encoder
+) -> None:
+    """Issue 17 item 9: Cranfield holds empty abstracts; they are encoded like any text."""
+    collection.add([Document("", id="empty-1"), Document("   ", id="empty-2")])
+    assert [d.text for d in collection.get(["empty-1", "empty-2"])] == ["", "   "]
+    assert collection.index is not None and collection.index.ntotal == collection.count()
+    empty = encoder.encode([""])
+    hits = collection.search_vectors(empty, top_k=1, rescore=True)[0]
+    assert hits[0].id in ("empty-1", "empty-2") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(InvalidTexts, match="empty"):
+        collection.search(["  "])
+
+
+@pytest.mark.parametrize(
+    ("settings", "n", "reason"),
+    [
+        (Settings(beta=1.0, gamma=1.0, k=128), 10, "exceeds the"),
+        (Settings(index_spec="IVF256,PQ16", k=128), 50, "needs at least 256 vectors"),
+    ],
+)
+def test_a_collection_that_cannot_be_fitted_yet_reopens_readable_and_writable(
+    tmp_path: Path,
+    encoder: Encoder,
+    corpus: list[str],
+    corpus_vectors,
+    settings: Settings,
+    n: int,
+    reason: str,
+) -> None:
+    """Issue 17 item 2: documents loaded with fit=False under settings that cannot be fitted
+    yet made the collection fail to open after a restart (every route 422)."""
+    path = tmp_path / "c"
+    first = Collection.create(path, encoder.model_id, 384, settings, encoder)
+    first.add_vectors(_docs(corpus[:n]), corpus_vectors[:n], fit=False)
+    first.close()
+    again = Collection(path, encoder)  # used to raise InvalidHyperparameters / NotEnoughData
+    assert again.kernel is None and again.count() == n
+    assert reason in again.describe()["fit_error"]
+    with pytest.raises(NotFitted, match=reason):
+        again.search(["a query"])
+    written = again.add_vectors(_docs(corpus[n : n + 2], start=n), corpus_vectors[n : n + 2])
+    assert written.added == 2 and not written.fitted and reason in written.fit_error
+    assert len(again.get([f"doc-{n}"])) == 1
+    again.fit(beta=0.0, gamma=0.0, k=16, index_spec="Flat")
+    assert again.kernel is not None and again.describe()["fit_error"] is None
+    assert again.index is not None and again.index.ntotal == n + 2

@@ -23,8 +23,8 @@ from schemathesis.python import asgi
 from service_support import corpus, wait_ready
 
 from index.catalog import NAME_PATTERN
+from index.data_dir import LOCK_FILE
 from service import Settings, create_app
-from service.engine import LOCK_FILE
 
 EXAMPLES = int(os.environ.get("WHITENED_SEARCH_FUZZ_EXAMPLES", "20"))
 KEY = "fuzz-key"  # the key is on: fuzzed requests send it, and must pass the middleware

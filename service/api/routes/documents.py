@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from index import Document, StoredDocument
+from index.documents import MAX_ROW_OFFSET
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
 from service.schemas import (
@@ -69,7 +70,7 @@ def ingest(name: str, body: DocumentsIngest, engine: EngineDep) -> JobAccepted:
 def list_documents(
     name: str,
     engine: EngineDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DocumentPage:
     """Documents in the order they were stored."""

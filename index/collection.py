@@ -367,6 +367,7 @@ class Collection:
             info |= {
                 "k": k,
                 "fitted_on": fitted.kernel.n_samples_seen_,
+                "refit_due": self.refit_due,
                 "indexed": fitted.index.ntotal,
                 "explained_energy": float(fitted.kernel.explained_energy_[k - 1]),
                 "rank": fitted.kernel.rank_,
@@ -421,6 +422,14 @@ class Collection:
             if transformed is not None:
                 fitted.index.add(transformed, added)
 
+    @property
+    def refit_due(self) -> bool:
+        """Whether the collection holds `refit_growth` times the documents its kernel saw."""
+        fitted = self._fitted
+        return fitted is not None and (
+            self.count() >= self.refit_growth * fitted.kernel.n_samples_seen_
+        )
+
     def fit_if_due(self) -> WriteResult:
         """Fit a collection that has no kernel, or refit one that has grown `refit_growth` times
         past the documents its kernel was fitted on (the end of an ingest calls this)."""
@@ -429,7 +438,7 @@ class Collection:
             fitted = self._fitted
             if fitted is None:
                 self._fit_if_possible()
-            elif self.count() >= self.refit_growth * fitted.kernel.n_samples_seen_:
+            elif self.refit_due:
                 self._fit_all(self.manifest.settings)
             else:
                 self.checkpoint()  # the next start has nothing to reconcile
@@ -497,6 +506,10 @@ class Collection:
         written = self.manifest.backend
         require_compatible(written, self.encoder.backend, f"collection {self.name}")
         return self.encoder
+
+    def require_kernel(self) -> WhiteningKernel:
+        """The kernel, or NotFitted saying why there is none and what to do."""
+        return self._require_fitted().kernel
 
     def _require_fitted(self) -> _Fitted:
         fitted = self._fitted

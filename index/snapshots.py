@@ -125,7 +125,10 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
     except FileNotFoundError as exc:
         raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
     except InvalidInput as exc:  # a spec this version refuses: the collection is unavailable
-        raise StorageError(f"snapshot {path} cannot be served: {exc}") from exc
+        raise StorageError(
+            f"collection {directory.name} cannot be served: {exc}. Delete it, or restore a "
+            "backup written with a supported index spec"
+        ) from exc
     if kernel.n_features_in_ != manifest.dimension or index.dim != kernel.k_:
         raise StorageError(f"snapshot {path} does not match the manifest's dimensions")
     return kernel, index

@@ -169,12 +169,14 @@ def ingest(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             raise
-    if fit_at_end:  # fit on the whole corpus rather than on the first chunk
-        info = client.request("GET", f"/collections/{name}")
-        if not info["fitted"] and info["count"] >= 2:
+    info = client.request("GET", f"/collections/{name}")
+    # fit on the whole corpus rather than on the first chunk, and refit a kernel that saw only
+    # a fraction of it (an earlier run that was interrupted)
+    if (not info["fitted"] and info["count"] >= 2) or info.get("refit_due"):
+        try:
             info = client.request("POST", f"/collections/{name}/fit", {})["collection"]
-    else:
-        info = client.request("GET", f"/collections/{name}")
+        except CliError as exc:  # the documents are stored; say why there is no kernel
+            print(f"the kernel could not be fitted: {exc}", file=sys.stderr)
     seconds = time.perf_counter() - started
     kernel = f"k={info['k']}" if info.get("fitted") else "no kernel yet"
     print(

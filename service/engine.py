@@ -541,14 +541,12 @@ class Engine:
             raise InvalidInput(f"{n} {what} in one request; at most {limit}: split it{hint}")
 
     def _require_kernel(self, collection: Collection) -> WhiteningKernel:
-        kernel = collection.kernel
-        if kernel is None:
-            if collection.name in self.jobs.active_collections():
-                reason = "an ingest job is running; the kernel is fitted when it finishes"
-            else:
-                reason = "add at least 2 documents, or POST /fit"
-            raise NotFitted(f"collection {collection.name} has no kernel yet: {reason}")
-        return kernel
+        if collection.kernel is None and collection.name in self.jobs.active_collections():
+            raise NotFitted(
+                f"collection {collection.name} has no kernel yet: an ingest job is running; "
+                "the kernel is fitted when it finishes"
+            )
+        return collection.require_kernel()
 
     def _encoder_of(self, collection: Collection) -> Encoder:
         if collection.encoder is None:

@@ -105,6 +105,9 @@ class CollectionInfo(BaseModel):
         description="Documents the kernel was fitted on; an ingest that ends with twice as "
         "many (REFIT_GROWTH) refits it.",
     )
+    refit_due: bool | None = Field(
+        None, description="The collection has grown REFIT_GROWTH times past `fitted_on`."
+    )
     created_at: str
     raw_bytes_per_vector: int = Field(description="Bytes of each stored raw vector (4·d).")
     k: int | None = Field(None, description="Output dimension of the fitted kernel.")

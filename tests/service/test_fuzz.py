@@ -18,6 +18,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.python import asgi
 from service_support import corpus, wait_ready
@@ -53,6 +54,85 @@ APP = create_app(
     )
 )
 schema = schemathesis.openapi.from_dict(APP.openapi())
+
+# Hostile values that a schema cannot describe, mixed into the generated bodies: index specs that
+# FAISS parses but crashes, hangs or exhausts memory on (issue 17 item 1), metadata nested past
+# what can be serialised back (item 4), and huge numbers, NUL and many keys in filters (item 5).
+SPEC_FAMILIES = [
+    "HNSW{}",
+    "PQ16x{}",
+    "NSG{}",
+    "IVF{},Flat",
+    "PQ{}",
+    "RQ{}x16",
+    "IVF{},SQ8",
+    "HNSW32_PQ16x{}",
+    "BHNSW{}",
+    "SQ{}",
+    "RaBitQ{}",
+]
+SPECS = st.builds(
+    str.format,
+    st.sampled_from(SPEC_FAMILIES),
+    st.one_of(st.integers(0, 4), st.sampled_from([24, 1000, 10_000_000, 2**64])),
+)
+HUGE = st.sampled_from([1e300, -1e300, 2**63, 2**64, -(2**63) - 1, 5e-324])
+
+
+def nested(depth: int) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        metadata = {"a": metadata}
+    return metadata
+
+
+def hostile(body: dict[str, Any], path: str) -> st.SearchStrategy[dict[str, Any]]:
+    """`body` with some of its fields replaced by values from the hostile strategies above."""
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for key in ("beta", "gamma", "k", "top_k", "candidates", "max_k", "k_eval"):
+        if key in body:
+            fields[key] = HUGE
+    if "index_spec" in body or path in ("/collections", "/collections/{name}/fit"):
+        fields["index_spec"] = SPECS
+    if isinstance(body.get("filter"), dict):
+        fields["filter"] = st.one_of(
+            st.just({"a\x00b": 1}), st.just({f"key{i}": i for i in range(1000)})
+        )
+    documents = body.get("documents")
+    if isinstance(documents, list) and documents and isinstance(documents[0], dict):
+        fields["documents"] = st.integers(1, 1200).map(
+            lambda depth: [{**documents[0], "metadata": nested(depth)}, *documents[1:]]
+        )
+    if not fields:
+        return st.just(body)
+    return st.one_of(
+        st.just(body),
+        st.fixed_dictionaries(fields).map(lambda changes: {**body, **changes}),
+        st.fixed_dictionaries({}, optional=fields).map(lambda changes: {**body, **changes}),
+    )
+
+
+@schema.hook
+def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
+    path = context.operation.path if context.operation is not None else ""
+    return hostile(body, path) if isinstance(body, dict) else st.just(body)
+
+
+@schema.hook
+def flatmap_path_parameters(context: Any, parameters: Any) -> st.SearchStrategy[Any]:
+    """Most requests go to the fitted collection, so their bodies reach the kernel and FAISS."""
+    operation = context.operation
+    deleting = operation is not None and operation.method.upper() == "DELETE"
+    if not isinstance(parameters, dict) or "name" not in parameters or deleting:
+        return st.just(parameters)
+    return st.one_of(st.just(parameters), st.just({**parameters, "name": "fuzz"}))
+
+
+@schema.hook
+def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
+    if not isinstance(query, dict) or "offset" not in query:
+        return st.just(query)
+    return st.one_of(st.just(query), HUGE.map(lambda n: {**query, "offset": int(n)}))
 
 
 @pytest.fixture(scope="module")

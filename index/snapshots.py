@@ -7,6 +7,7 @@ complete snapshot, or the new manifest with its complete snapshot.
 
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +26,8 @@ MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 KERNEL_FILE = "kernel.npz"
 INDEX_FILE = "index.faiss"
+SNAPSHOT_PATTERN = re.compile(r"(?:\.staging-)?\d{8}T\d{6}-[0-9a-f]{8}")
+"""Names `write_snapshot` gives (and its staging names): the only entries it may remove."""
 
 
 @dataclass(frozen=True)
@@ -140,5 +143,5 @@ def remove_stale_snapshots(directory: Path, keep: str | None) -> None:
     if not root.is_dir():
         return
     for entry in root.iterdir():
-        if entry.name != keep:
+        if entry.name != keep and SNAPSHOT_PATTERN.fullmatch(entry.name):
             shutil.rmtree(entry, ignore_errors=True)

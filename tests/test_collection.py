@@ -274,3 +274,19 @@ def test_a_collection_that_cannot_be_fitted_yet_reopens_readable_and_writable(
     again.fit(beta=0.0, gamma=0.0, k=16, index_spec="Flat")
     assert again.kernel is not None and again.describe()["fit_error"] is None
     assert again.index is not None and again.index.ntotal == n + 2
+
+
+def test_a_refit_removes_only_snapshots_it_wrote(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """The service touches no file it did not create: a user's file among the snapshots stays."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16))
+    c.add_vectors(_docs(corpus[:20]), corpus_vectors[:20])
+    foreign = tmp_path / "c" / "snapshots" / "my-backup"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    old = c.manifest.snapshot
+    c.fit(k=8)
+    snapshots = {p.name for p in (tmp_path / "c" / "snapshots").iterdir()}
+    assert snapshots == {"my-backup", c.manifest.snapshot} and old not in snapshots
+    assert (foreign / "notes.txt").read_text() == "keep me"

@@ -67,6 +67,8 @@ class WriteResult:
     encode_seconds: float
     index_seconds: float
     fit_error: str | None = None
+    ids: tuple[str, ...] = ()
+    """The written documents' ids, in order (generated ones included)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Collection:
         self._write_lock = threading.RLock()
         self._index_lock = threading.Lock()
         self._fitted: _Fitted | None = None
+        self._unsaved = False  # the in-memory index holds writes its snapshot does not
         self.fit_error: str | None = None
         """Why the collection has no kernel although it holds documents (None otherwise)."""
         with self._write_lock:
@@ -225,10 +228,11 @@ class Collection:
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
 
     def checkpoint(self) -> None:
-        """Save the index as it is now, so the next open has nothing to reconcile."""
+        """Save the index as it is now, so the next open has nothing to reconcile; nothing to
+        do when no write came since the last save (a shutdown rewrites only what changed)."""
         with self._write_lock:
             fitted = self._fitted
-            if fitted is not None:  # writers wait on the write lock; readers only read
+            if fitted is not None and self._unsaved:  # writers wait; readers only read
                 self._switch(self.manifest, fitted)
 
     # ---- reads ------------------------------------------------------------------------------
@@ -317,8 +321,8 @@ class Collection:
         """Ids and raw vectors of all documents, in row order, read consistently (for tuning)."""
         with self._write_lock:
             rows, vectors = self._store.vectors()
-            documents = self._store.by_rows(rows.tolist())
-        return [documents[int(row)].id for row in rows], vectors
+            ids = self._store.ids_by_row()
+        return [ids[int(row)] for row in rows], vectors
 
     def compression_report(
         self,
@@ -402,6 +406,7 @@ class Collection:
             encode_seconds=encode_seconds,
             index_seconds=time.perf_counter() - started,
             fit_error=self.fit_error,
+            ids=tuple(document.id for document in documents),
         )
 
     def _update_index(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> None:
@@ -410,8 +415,9 @@ class Collection:
         Graph indexes cannot remove: they are rebuilt from the store, which holds the write.
         """
         fitted = self._fitted
-        if fitted is None:
+        if fitted is None or not (len(removed) or len(added)):
             return
+        self._unsaved = True
         if len(removed) and not fitted.index.supports_remove:
             rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
             self._fitted = _Fitted(fitted.kernel, rebuilt, fitted.fitted_at)
@@ -479,6 +485,7 @@ class Collection:
         manifest.save(self.path)
         self.manifest = manifest
         self._fitted = fitted
+        self._unsaved = False
         self.fit_error = None
         remove_stale_snapshots(self.path, keep=snapshot)
 

@@ -175,6 +175,10 @@ class DocumentStore:
             raise NotFound(f"unknown document id(s): {', '.join(missing[:5])}")
         return [found[doc_id] for doc_id in ids]
 
+    def ids_by_row(self) -> dict[int, str]:
+        """Every document's id by row, without reading texts (tuning maps rows to ids)."""
+        return {int(row): doc_id for row, doc_id in self._fetch("SELECT row, id FROM documents")}
+
     def by_rows(self, rows: Iterable[int]) -> dict[int, StoredDocument]:
         """Documents by row; rows deleted meanwhile are simply absent."""
         found = self._select_in("id, text, metadata, row", "row", [int(row) for row in rows])

@@ -26,7 +26,6 @@ from index import (
     IndexError_,
     InvalidInput,
     NotFitted,
-    StorageError,
     StoredDocument,
     WhiteningKernel,
     WriteResult,
@@ -237,12 +236,11 @@ class Engine:
         """
         self._check_count(len(documents), "documents")
         collection = self.catalog.get(name)
-        documents = prepare(documents)
         fit = fit and name not in self.jobs.active_collections()  # the job fits at its end
         result = collection.add(documents, upsert=upsert, fit=fit)
         self.telemetry.observe_encode("documents", result.encode_seconds, len(documents))
         return Written(
-            ids=[document.id for document in documents],
+            ids=list(result.ids),
             result=result,
             count=collection.count(),
             fitted=result.fitted,
@@ -349,7 +347,7 @@ class Engine:
         kernel = self._require_kernel(collection)
         self._check_relevant(collection, queries)
         options = {key: value for key, value in (grid or {}).items() if value is not None}
-        encoder = self._encoder_of(collection)
+        encoder = collection.require_encoder()
         if pairs is not None:
             texts = [a for a, _, _ in pairs] + [b for _, b, _ in pairs]
             vectors, encode_seconds = self._encode(encoder, texts, "tune")
@@ -416,7 +414,7 @@ class Engine:
         collection = self.catalog.get(name)
         self._require_kernel(collection)
         self._check_relevant(collection, queries)
-        encoder = self._encoder_of(collection)
+        encoder = collection.require_encoder()
         started = time.perf_counter()
         if pairs is not None:
             n = len(pairs)
@@ -451,7 +449,7 @@ class Engine:
             raise InvalidInput(f"candidates={candidates} is above the limit {most}")
         collection = self.catalog.get(name)
         self._require_kernel(collection)
-        encoder = self._encoder_of(collection)
+        encoder = collection.require_encoder()
         vectors, encode_seconds = self._encode(encoder, texts, "query", batched=True)
         started = time.perf_counter()
         answer = collection.answer(vectors, top_k, where, rescore, candidates)
@@ -462,7 +460,7 @@ class Engine:
         collection = self.catalog.get(name)
         if space == "kernel":
             self._require_kernel(collection)
-        vectors, _ = self._encode(self._encoder_of(collection), texts, "embed")
+        vectors, _ = self._encode(collection.require_encoder(), texts, "embed")
         return collection.transform(vectors) if space == "kernel" else vectors
 
     def similarity(
@@ -476,7 +474,7 @@ class Engine:
         collection = None if collection_name is None else self.catalog.get(collection_name)
         if collection is not None:
             self._require_kernel(collection)
-        encoder = self.catalog.encoder() if collection is None else self._encoder_of(collection)
+        encoder = self.catalog.encoder() if collection is None else collection.require_encoder()
         texts = [a for a, _ in pairs] + [b for _, b in pairs]
         vectors, _ = self._encode(encoder, texts, "similarity")
         if collection is None:
@@ -547,11 +545,6 @@ class Engine:
                 "the kernel is fitted when it finishes"
             )
         return collection.require_kernel()
-
-    def _encoder_of(self, collection: Collection) -> Encoder:
-        if collection.encoder is None:
-            raise StorageError(f"collection {collection.name} has no encoder")
-        return collection.require_encoder()
 
     def _batcher(self, encoder: Encoder) -> QueryBatcher:
         """The query batcher of `encoder` (one per model: batches never mix models)."""

@@ -1,5 +1,6 @@
 """Catalog: collection names are safe directory names; create and delete are all-or-nothing."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,16 @@ def test_a_deleted_collection_leaves_the_unavailable_list(catalog: Catalog) -> N
     assert list(again.open_all()) == ["bad"] and list(again.unavailable()) == ["bad"]
     again.delete("bad")
     assert again.unavailable() == {}
+
+
+def test_opening_one_collection_does_not_hold_up_the_others(catalog: Catalog) -> None:
+    """Issue 17 item 14: one lock for all made a slow open (a large reconcile) stall every
+    request; now each name has its own."""
+    catalog.create("slow")
+    catalog.create("quick").add([Document("one"), Document("two")])
+    finished = threading.Event()
+    with catalog._name_lock("slow"):  # as if "slow" were opening and reconciling
+        worker = threading.Thread(target=lambda: (catalog.get("quick"), finished.set()))
+        worker.start()
+        assert finished.wait(timeout=30), "get('quick') waited for the lock of 'slow'"
+    worker.join()

@@ -17,6 +17,7 @@ from index.errors import (
     ModelMismatch,
     NotFitted,
     NotFound,
+    StorageError,
 )
 
 
@@ -290,3 +291,28 @@ def test_a_refit_removes_only_snapshots_it_wrote(
     snapshots = {p.name for p in (tmp_path / "c" / "snapshots").iterdir()}
     assert snapshots == {"my-backup", c.manifest.snapshot} and old not in snapshots
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_reads_of_a_damaged_store_are_storage_errors(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """Issue 17 item 14: SQLite read errors escaped as 500s (writes were StorageErrors)."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16))
+    c.add_vectors(_docs(corpus[:20]), corpus_vectors[:20])
+    c.close()
+    store = tmp_path / "c" / "documents.sqlite"
+    data = bytearray(store.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # keep the schema page, ruin the data pages
+    store.write_bytes(bytes(data))
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "c" / f"documents.sqlite{suffix}").unlink(missing_ok=True)
+    with pytest.raises(StorageError, match="could not read documents"):
+        Collection(tmp_path / "c", encoder)
+
+
+def test_get_takes_more_ids_than_sqlite_takes_parameters(collection: Collection) -> None:
+    """Issue 17 item 14: `get` built one IN list; SQLite refuses more than 32,766 parameters."""
+    ids = [f"doc-{i % 180}" for i in range(40_000)]
+    assert [d.id for d in collection.get(ids)] == ids
+    with pytest.raises(NotFound, match="no-such"):
+        collection.get([*ids, "no-such"])

@@ -134,3 +134,20 @@ def test_serve_beside_hidden_folders_leaves_them_alone_and_the_cli_refits(tmp_pa
     assert (tmp_path / ".ssh" / "config").read_text() == "Host *\n"
     after = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
     assert set(before) <= after
+
+
+def test_documents_with_empty_text_are_stored_and_a_query_still_needs_text(
+    tmp_path: Path,
+) -> None:
+    """Issue 17 item 9: Cranfield's two empty abstracts failed the whole ingest."""
+    with app(tmp_path) as client:
+        wait_ready(client)
+        client.post("/collections", json={"name": "cran", "k": 16})
+        docs = [*corpus()[:10], {"id": "empty", "text": ""}]
+        job = client.post("/collections/cran/ingest", json={"documents": docs}).json()["job"]
+        assert wait_job(client, job["id"])["state"] == "done"
+        assert client.get("/collections/cran/documents/empty").json()["text"] == ""
+        info = client.get("/collections/cran").json()
+        assert info["count"] == info["indexed"] == 11
+        blank = client.post("/collections/cran/query", json={"text": "  "})
+        assert blank.status_code == 422 and "empty" in blank.json()["detail"]

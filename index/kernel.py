@@ -1,7 +1,8 @@
 """The whitening kernel x̃ = normalise(((x − β·mu) · U · Λ^(−γ/2))[:k]) (BERT-whitening).
 
 Only n, Σx and Σxᵀx are kept (float64), so a fit streams over batches, merges across workers and
-re-derives for new β, γ, k without seeing the data again. See ../shared/DESIGN.md §1.
+re-derives for new β, γ, k without seeing the data again (Su Jianlin's BERT-whitening with
+the two extra exponents β and γ; the README's "The method" has the formulas).
 """
 
 import os
@@ -25,12 +26,39 @@ significant digits, so their covariance cannot resolve directions below that rel
 class WhiteningKernel:
     """Rotate, optionally centre (β) and whiten (γ), truncate to k dimensions, L2-normalise.
 
+    β=γ=0 is a rotation, so with k=d every cosine is kept; k<d drops the least energetic directions.
+
     Args:
-        beta: how much of the mean to subtract (0: none, 1: centre).
-        gamma: how much to whiten (0: pure rotation, 1: unit variance per component).
+        beta: how much of the mean to subtract, in [0, 1] (0: none, 1: centre).
+        gamma: how much to whiten, in [0, 2] (0: pure rotation, 1: unit variance per component).
         k: output dimension; None keeps every meaningful component (all d when gamma == 0).
 
-    β=γ=0 is a rotation, so with k=d every cosine is kept; k<d drops the least energetic directions.
+    Attributes (after `fit`, `partial_fit` or `merge`):
+        n_samples_seen_: vectors the statistics hold.
+        n_features_in_: d, the raw dimension.
+        mean_: the corpus mean (d,).
+        eigenvalues_: eigenvalues of Sigma_β, descending (d,).
+        components_: the first k eigenvectors as rows (k, d).
+        scale_: Λ^(−γ/2) of those k components, eigenvalues floored at EIGEN_FLOOR·λ_max (k,).
+        rank_: eigenvalues above that floor: the meaningful components.
+        k_: the output dimension in use.
+        explained_energy_: cumulative share of the eigenvalue sum kept by the first i+1 axes.
+
+    Examples:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
+        >>> rotation = WhiteningKernel(k=8).fit(X)
+        >>> Y = rotation.transform(X)
+        >>> Y.shape, Y.dtype
+        ((500, 8), dtype('float32'))
+        >>> unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+        >>> bool(np.allclose(Y @ Y[0], unit @ unit[0], atol=1e-5))  # a rotation keeps cosines
+        True
+        >>> rotation.refit(beta=1, gamma=1, k=4).transform(X).shape  # no pass over X again
+        (500, 4)
+        >>> half = WhiteningKernel(k=4).fit(X[:250]).merge(WhiteningKernel().fit(X[250:]))
+        >>> bool(np.allclose(half.mean_, X.mean(axis=0, dtype=np.float64)))
+        True
     """
 
     def __init__(self, beta: float = 0.0, gamma: float = 0.0, k: int | None = None) -> None:

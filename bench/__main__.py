@@ -39,7 +39,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help=f"output folder (default {report.RESULTS_DIR})")
     parser.add_argument(
         "--data",
-        help="data folder (default $WHITENED_SEARCH_DATA or ../shared/data beside the repository)",
+        help="data folder (default $WHITENED_TEST_DATA or ../shared/data beside the repository)",
     )
     parser.add_argument(
         "--model", help="sentence-transformers model (default: the bundled all-MiniLM-L6-v2)"

@@ -1,7 +1,7 @@
 """Loaders for the evaluation data beside the project: STS-B, SciFact (BEIR) and Reuters.
 
 The data lives in ../shared/data relative to the repository root, or wherever the environment
-variable WHITENED_SEARCH_DATA points. A missing file raises DataMissing, which says where it looked.
+variable WHITENED_TEST_DATA points. A missing file raises DataMissing, which says where it looked.
 """
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-ENV_VAR = "WHITENED_SEARCH_DATA"
+ENV_VAR = "WHITENED_TEST_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 
@@ -23,7 +23,7 @@ class DataMissing(FileNotFoundError):
 
 
 def data_dir() -> Path:
-    """The data folder: $WHITENED_SEARCH_DATA, else ../shared/data beside the repository."""
+    """The data folder: $WHITENED_TEST_DATA, else ../shared/data beside the repository."""
     return Path(os.environ.get(ENV_VAR) or DEFAULT_DATA_DIR)
 
 

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from index.data_dir import DataDirBusy, DataDirLock
     from service.app import create_app
@@ -66,8 +67,14 @@ def serve(args: argparse.Namespace) -> int:
     }
     try:
         settings = Settings(**overrides)
-    except ValueError as exc:
-        raise CliError(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:  # one line per problem, without pydantic's decoration
+        problems = "; ".join(
+            ".".join(str(part).upper() for part in error["loc"])
+            + ": " * bool(error["loc"])
+            + str(error["msg"]).removeprefix("Value error, ")
+            for error in exc.errors()
+        )
+        raise CliError(f"invalid settings: {problems}") from exc
     root = Path(settings.data_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     probe = DataDirLock(root)

@@ -4,15 +4,19 @@ Every field can be set in the environment with the prefix, e.g. WHITENED_SEARCH_
 or WHITENED_SEARCH_API_KEY=...; list fields take JSON (["a","b"]) or a comma-separated string.
 """
 
+import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.encoder import DEFAULT_BACKEND, Backend
 
 ENV_PREFIX = "WHITENED_SEARCH_"
+OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker compose runs"}
+"""Variables of the prefix read by the product's other programs, not by the server."""
 QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "onnx-int8": 0.0}
 """Measured with 16 concurrent clients (README): batching pays only where a forward pass has a
 large fixed cost (torch); ONNX Runtime has almost none, so a batch only adds padding."""
@@ -127,6 +131,21 @@ class Settings(BaseSettings):
     )
     docs: bool = Field(True, description="Serve the OpenAPI docs at /docs, /redoc.")
     log_level: str = Field("info", description="uvicorn's log level for `serve`.")
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> "Settings":
+        """A misspelt variable (WHITENED_SEARCH_BACKNED=torch) would be ignored silently: the
+        server refuses to start instead, naming the nearest setting."""
+        known = {name.upper() for name in type(self).model_fields} | set(OTHER_PROGRAMS)
+        for variable in sorted(os.environ):
+            name = variable[len(ENV_PREFIX) :]
+            if variable.startswith(ENV_PREFIX) and name not in known:
+                nearest = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0)
+                raise ValueError(
+                    f"unknown setting {variable}: did you mean {ENV_PREFIX}{nearest[0]}? "
+                    "Unset it, or see the settings table in the README"
+                )
+        return self
 
     @field_validator("allowed_models", "cors_origins", mode="before")
     @classmethod

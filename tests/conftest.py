@@ -14,8 +14,8 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The evaluation datasets (../shared/data, or $WHITENED_SEARCH_DATA); may not exist."""
-    return Path(os.environ.get("WHITENED_SEARCH_DATA", DEFAULT_DATA_DIR))
+    """The evaluation datasets (../shared/data, or $WHITENED_TEST_DATA); may not exist."""
+    return Path(os.environ.get("WHITENED_TEST_DATA", DEFAULT_DATA_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def _require(data_dir: Path) -> None:
     if missing:
         pytest.skip(
             f"evaluation data not found ({', '.join(missing)}): "
-            "set WHITENED_SEARCH_DATA to the folder holding stsb/ and scifact/"
+            "set WHITENED_TEST_DATA to the folder holding stsb/ and scifact/"
         )
 
 
@@ -182,7 +182,7 @@ def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_pa
 def test_speed_smoke_measures_the_real_server(tmp_path: Path, data_dir: Path) -> None:
     """`python -m bench speed --smoke --compare-batching`: two server starts over one data dir."""
     if not (data_dir / "reuters" / "sentences.txt").is_file():
-        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
     argv = ["speed", "--smoke", "--quiet", "--compare-batching", "--query-batch-ms", "2"]
     assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
     figures = json.loads((tmp_path / "speed_100.json").read_text(encoding="utf-8"))
@@ -231,7 +231,7 @@ def test_encoders_smoke_compares_backends_in_one_run(tmp_path: Path, data_dir: P
     """`python -m bench encoders --smoke`: each backend's speed, STS-B and agreement."""
     _require(data_dir)
     if not (data_dir / "reuters" / "sentences.txt").is_file():
-        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
     argv = ["encoders", "--smoke", "--quiet", "--backends", "onnx", "onnx-int8"]
     assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
     rows = json.loads((tmp_path / "encoders.json").read_text(encoding="utf-8"))["rows"]
@@ -263,7 +263,7 @@ def test_compression_smoke_writes_every_table_and_recall_agrees(
     recall@10 column an independent exact search reproduces."""
     _require(data_dir)
     if not (data_dir / "reuters" / "sentences.txt").is_file():
-        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_SEARCH_DATA")
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
     argv = ["compression", "--smoke", "--quiet", "--cache-dir", str(tmp_path / "cache")]
     assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
     assert "| 64 | SQ8 | on |" in (tmp_path / "compression_scifact.md").read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """Kill -9 a writer at random moments: every acknowledged write survives, no write shows by half.
 
-WHITENED_SEARCH_KILLS sets the number of kills (default 25) for longer runs.
+WHITENED_TEST_KILLS sets the number of kills (default 25) for longer runs.
 """
 
 import json
@@ -19,7 +19,7 @@ import pytest
 from index import Collection
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-KILLS = int(os.environ.get("WHITENED_SEARCH_KILLS", "25"))
+KILLS = int(os.environ.get("WHITENED_TEST_KILLS", "25"))
 
 
 @dataclass

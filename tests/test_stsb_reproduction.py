@@ -66,7 +66,7 @@ def stsb(data_dir: Path) -> Stsb:
     if missing:
         pytest.skip(
             f"STS-B data not found ({', '.join(missing)}): "
-            "set WHITENED_SEARCH_DATA to the folder holding stsb/"
+            "set WHITENED_TEST_DATA to the folder holding stsb/"
         )
     rows = {split: read_split(path) for split, path in paths.items()}
     position: dict[str, int] = {}

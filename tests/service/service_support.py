@@ -16,7 +16,7 @@ from service.live import LiveServer as LiveServer
 from service.live import free_port as free_port
 from service.live import wait_job as wait_job
 
-SHARED_DATA = Path(os.environ.get("WHITENED_SEARCH_DATA", ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("WHITENED_TEST_DATA", ROOT.parent / "shared" / "data"))
 
 TOPICS: dict[str, list[str]] = {
     "music": [

@@ -3,7 +3,7 @@ then score the test pairs with `similarity` through the collection's kernel.
 
 The issue's check ingests all 15,487 unique STS-B sentences; to keep the suite short this test
 ingests the 2,552 unique test-split sentences (the data README: β=γ=0, k=128 fitted on them gives
-82.17). Set WHITENED_SEARCH_STSB_ALL=1 to ingest every split's sentences instead.
+82.17). Set WHITENED_TEST_STSB_ALL=1 to ingest every split's sentences instead.
 """
 
 import os
@@ -33,12 +33,12 @@ def read_pairs(path: Path) -> list[tuple[str, str, float]]:
 @pytest.fixture(scope="module")
 def splits() -> dict[str, list[tuple[str, str, float]]]:
     if not (STSB / "sts-test.csv").exists():
-        pytest.skip(f"STS-B not found in {STSB} (set WHITENED_SEARCH_DATA to ../shared/data)")
+        pytest.skip(f"STS-B not found in {STSB} (set WHITENED_TEST_DATA to ../shared/data)")
     return {name: read_pairs(STSB / f"sts-{name}.csv") for name in ("train", "dev", "test")}
 
 
 def test_stsb_tune_apply_and_similarity(app_client: TestClient, splits: dict) -> None:
-    used = ("train", "dev", "test") if os.environ.get("WHITENED_SEARCH_STSB_ALL") else ("test",)
+    used = ("train", "dev", "test") if os.environ.get("WHITENED_TEST_STSB_ALL") else ("test",)
     sentences = sorted({s for split in used for a, b, _ in splits[split] for s in (a, b)})
     assert app_client.post("/collections", json={"name": "stsb"}).status_code == 201
     documents = [{"id": f"s{i}", "text": text} for i, text in enumerate(sentences)]

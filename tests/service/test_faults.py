@@ -5,13 +5,13 @@ kill interrupted is there whole or not at all, a job's committed chunks form a p
 documents, nothing else appeared, the index and the document store hold the same count, and
 queries answer. Acknowledged means a 2xx answer to a write, or counted in a job's `processed`.
 
-A restart costs the model's load (2 s with the onnx backend used here; WHITENED_SEARCH_FAULT_BACKEND
+A restart costs the model's load (2 s with the onnx backend used here; WHITENED_TEST_FAULT_BACKEND
 =torch for the other), so two kinds of kill alternate (seeded): a *work*
 kill waits until the server is ready, then runs an ingest job, refits, synchronous adds, upserts
 and deletes and queries together and kills at a random moment; a *startup* kill hits the server
 while it imports, opens the collection and reconciles the index with the documents (the
 checkpoint it writes then is a write too), or while its model loads, after checking the store.
-Every start is checked before the next kill. WHITENED_SEARCH_FAULT_KILLS=N runs N kills
+Every start is checked before the next kill. WHITENED_TEST_FAULT_KILLS=N runs N kills
 (default 30); the seed is fixed so a failure repeats.
 """
 
@@ -32,14 +32,14 @@ from service_support import LiveServer, corpus, filler, wait_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
-KILLS = int(os.environ.get("WHITENED_SEARCH_FAULT_KILLS", "30"))
+KILLS = int(os.environ.get("WHITENED_TEST_FAULT_KILLS", "30"))
 SEED = 20261201
 CHUNK = 16
 NAME = "faults"
 JOB_SIZE = 160
 WORK_SHARE = 0.35  # of the kills; the rest are cheap startup kills
 # ONNX Runtime starts in about 2 s where torch takes 7 to 10 s here; the store does not care.
-BACKEND = os.environ.get("WHITENED_SEARCH_FAULT_BACKEND", "onnx")
+BACKEND = os.environ.get("WHITENED_TEST_FAULT_BACKEND", "onnx")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Schemathesis drives every route of the OpenAPI schema, in-process through the ASGI app, with
 generated valid and invalid input: no answer is a 5xx, and every answer conforms to the schema
-(status codes, content types, bodies). WHITENED_SEARCH_FUZZ_EXAMPLES=N sets the examples per route.
+(status codes, content types, bodies). WHITENED_TEST_FUZZ_EXAMPLES=N sets the examples per route.
 
 Hand-written hostile requests are in test_bad_input.py; this finds the ones nobody thought of.
 """
@@ -27,7 +27,7 @@ from index.catalog import NAME_PATTERN
 from index.data_dir import LOCK_FILE
 from service import Settings, create_app
 
-EXAMPLES = int(os.environ.get("WHITENED_SEARCH_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("WHITENED_TEST_FUZZ_EXAMPLES", "20"))
 KEY = "fuzz-key"  # the key is on: fuzzed requests send it, and must pass the middleware
 # Two checks are left out. positive_data_acceptance: some schema-valid input is refused by design
 # (limits that are server settings, blank texts, k above a collection's rank, "exactly one of

@@ -171,3 +171,13 @@ def test_query_batching_defaults_to_where_it_pays(monkeypatch: pytest.MonkeyPatc
     assert Settings(backend="torch").query_batch_ms is None
     with pytest.raises(ValueError, match="query_batch_ms"):
         Settings(query_batch_ms=-1)
+
+
+def test_a_misspelt_setting_is_refused_naming_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: WHITENED_SEARCH_BACKNED=torch was ignored silently (extra="ignore")."""
+    monkeypatch.setenv("WHITENED_SEARCH_BACKNED", "torch")
+    with pytest.raises(ValueError, match="did you mean WHITENED_SEARCH_BACKEND"):
+        Settings()
+    monkeypatch.delenv("WHITENED_SEARCH_BACKNED")
+    monkeypatch.setenv("WHITENED_SEARCH_URL", "http://127.0.0.1:9")  # the CLI's, not the server's
+    assert Settings().backend

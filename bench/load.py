@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 from bench import report
-from service.live import LiveServer
+from bench.live import LiveServer
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every system runs in its own process and is measured the same way: ingest docume
 included, until the documents are on disk), latency of one query at a time (encoding included),
 peak resident memory of that process, bytes of its directory per document, and nDCG@10 of the
 rankings it returns, scored here by `index.metrics`. Ours is the real HTTP service
-(`service.live.LiveServer`), ingested once at k=d (Flat, no re-scoring) and refitted, without
+(`bench.live.LiveServer`), ingested once at k=d (Flat, no re-scoring) and refitted, without
 re-encoding, to the β, γ, k ≤ 128 that its tune route picks on the train queries (SQ8, re-scoring);
 then the same collection is queried in process, without HTTP. txtai and Chroma run in their own
 virtual environments under bench/.peers/ (`--setup` creates them) through the drivers in
@@ -32,11 +32,11 @@ import httpx
 import numpy as np
 
 from bench import data, report
+from bench.live import LiveServer, wait_job
 from index.collection import disk_bytes
 from index.encoder import bundled_model_path
 from index.metrics import ndcg_at_k
 from service.config import ENV_PREFIX
-from service.live import LiveServer, wait_job
 
 log = logging.getLogger(__name__)
 

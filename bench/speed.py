@@ -27,12 +27,12 @@ import httpx
 import numpy as np
 
 from bench import context, data, report
+from bench.live import LiveServer
 from index.collection import Collection
 from index.encoder import BACKENDS, Encoder
 from index.kernel import WhiteningKernel
 from index.vector_index import VectorIndex
 from service.config import Settings
-from service.live import LiveServer
 
 log = logging.getLogger(__name__)
 

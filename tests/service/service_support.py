@@ -1,5 +1,5 @@
 """Helpers of the service tests: a small topical corpus, polling, and a real server process
-(`service.live`, shared with the benchmarks).
+(`bench.live`, shared with the benchmarks).
 
 Everything is real: the bundled model, FAISS, files on disk, HTTP.
 """
@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
-from service.live import ROOT as ROOT
-from service.live import LiveServer as LiveServer
-from service.live import free_port as free_port
-from service.live import wait_job as wait_job
+from bench.live import ROOT as ROOT
+from bench.live import LiveServer as LiveServer
+from bench.live import free_port as free_port
+from bench.live import wait_job as wait_job
 
 SHARED_DATA = Path(os.environ.get("WHITENED_TEST_DATA", ROOT.parent / "shared" / "data"))
 

@@ -1,4 +1,5 @@
-"""A real server in a child process: `python -m service` on 127.0.0.1 and a free port.
+"""A real server in a child process: `python -m service` on 127.0.0.1 and a free port (a test and
+benchmark harness: it lives beside the benchmarks, outside the installed product).
 
 Shared by the tests (restarts, SIGKILL) and the benchmarks (HTTP figures, the server's peak RSS),
 so both drive the service exactly as a user would.

@@ -85,7 +85,15 @@ class _Fitted:
 
     kernel: WhiteningKernel
     index: VectorIndex
+    rescorer: WhiteningKernel
+    """The kernel at the settings' rescore_k: kernel-space re-scoring compares through it."""
     fitted_at: str | None = None  # the manifest's, when the kernel was fitted: its identity
+
+    @classmethod
+    def of(
+        cls, kernel: WhiteningKernel, index: VectorIndex, settings: Settings, at: str | None
+    ) -> "_Fitted":
+        return cls(kernel, index, rescoring.rescoring_kernel(kernel, settings.rescore_k), at)
 
 
 class Collection:
@@ -212,7 +220,8 @@ class Collection:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
+        rescore_k: int | None = None,
     ) -> WriteResult:
         """Refit the kernel and rebuild the index from the stored raw vectors (no re-encoding).
 
@@ -222,7 +231,12 @@ class Collection:
         started = time.perf_counter()
         with self._write_lock:
             settings = self.manifest.settings.updated(
-                beta=beta, gamma=gamma, k=k, index_spec=index_spec, rescore=rescore
+                beta=beta,
+                gamma=gamma,
+                k=k,
+                index_spec=index_spec,
+                rescore=rescore,
+                rescore_k=rescore_k,
             )
             self._fit_all(settings)
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
@@ -249,37 +263,48 @@ class Collection:
         vectors: Any,
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
         candidates: int | None = None,
+        rescore_k: int | None = None,
     ) -> list[list[Hit]]:
         """`search` for raw query vectors of the collection's model.
 
-        With `rescore` (None: the collection's setting) the index proposes `candidates` per query
-        (None: a few times top_k) and the stored raw vectors order them by exact cosine.
+        With `rescore` "raw" or "kernel" (None: the collection's setting) the index proposes
+        `candidates` per query (None: a few times top_k) and exact cosines of the stored raw
+        vectors, in that space, order them (`index.rescoring`).
         """
-        return self.answer(vectors, top_k, where, rescore, candidates).hits
+        return self.answer(vectors, top_k, where, rescore, candidates, rescore_k).hits
 
     def answer(
         self,
         vectors: Any,
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
         candidates: int | None = None,
+        rescore_k: int | None = None,
     ) -> Answer:
         """`search_vectors`, and which kernel answered (the service reports it per response)."""
         fitted = self._require_fitted()
         raw = as_matrix(vectors, self.manifest.dimension, "vectors")
+        space = rescoring.check_space(
+            self.manifest.settings.rescore if rescore is None else rescore
+        )
+        rescorer = (
+            fitted.rescorer
+            if rescore_k is None
+            else rescoring.rescoring_kernel(fitted.kernel, rescore_k)
+        )
         allowed = None if where is None else self._store.matching(where)
-        if rescore is None:
-            rescore = self.manifest.settings.rescore
         scores, rows, kind = rescoring.search(
             fitted.kernel,
             fitted.index,
             raw,
             top_k,
             allowed=allowed,
-            raw_lookup=self._store.vectors if rescore else None,
+            raw_lookup=None if space == "off" else self._store.vectors,
+            space=space,
+            rescorer=rescorer,
             candidates=candidates,
             index_lock=self._index_lock,
         )
@@ -359,6 +384,7 @@ class Collection:
                 "k": settings.k,
                 "index_spec": settings.index_spec,
                 "rescore": settings.rescore,
+                "rescore_k": settings.rescore_k,
             },
             "fitted": fitted is not None,
             "fit_error": self.fit_error,
@@ -370,6 +396,7 @@ class Collection:
             k = fitted.kernel.k_
             info |= {
                 "k": k,
+                "rescore_k_effective": fitted.rescorer.k_,
                 "fitted_on": fitted.kernel.n_samples_seen_,
                 "refit_due": self.refit_due,
                 "indexed": fitted.index.ntotal,
@@ -420,7 +447,7 @@ class Collection:
         self._unsaved = True
         if len(removed) and not fitted.index.supports_remove:
             rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
-            self._fitted = _Fitted(fitted.kernel, rebuilt, fitted.fitted_at)
+            self._fitted = replace(fitted, index=rebuilt)
             return
         transformed = fitted.kernel.transform(vectors) if len(added) else None
         with self._index_lock:
@@ -472,7 +499,7 @@ class Collection:
         kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).fit(vectors)
         index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
         manifest = replace(self.manifest, settings=settings, fitted_at=now())
-        self._switch(manifest, _Fitted(kernel, index, manifest.fitted_at))
+        self._switch(manifest, _Fitted.of(kernel, index, settings, manifest.fitted_at))
 
     def _build_index(self, kernel: WhiteningKernel, spec: str) -> VectorIndex:
         rows, vectors = self._store.vectors()
@@ -500,7 +527,7 @@ class Collection:
         indexed = index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        self._fitted = _Fitted(kernel, index, self.manifest.fitted_at)
+        self._fitted = _Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
         missing_rows, vectors = self._store.vectors(missing)
         self._update_index(stale, missing_rows, vectors)
         if len(stale) or len(missing):

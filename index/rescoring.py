@@ -1,12 +1,21 @@
-"""Two-stage search: a compressed index proposes candidates, the full raw vectors order them.
+"""Two-stage search: a compressed index proposes candidates, full-precision vectors order them.
 
 Truncating to k dimensions and quantising keep the right documents among the first few dozen
-(Recall@100 barely moves) but shuffle their order; exact cosines of the raw d-dim vectors, which
-a collection stores anyway, give the order back for a few dozen vector reads per query.
+(Recall@100 barely moves) but shuffle their order; exact cosines of full-precision vectors,
+computed from the raw vectors a collection stores anyway, give the order back for a few dozen
+vector reads per query. The space of those cosines is a choice:
+
+- "kernel": the cosine the collection's kernel defines (β, γ) at `rescore_k` dimensions (the
+  kernel's own k, or more up to d). This is what a tuned kernel promises: with β=γ=0 and
+  rescore_k=d it equals raw cosine exactly (a rotation keeps cosines).
+- "raw": the model's own cosine, whatever the kernel.
+- "off": the index's scores as they are (cosine of the codes).
 """
 
+import copy
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +23,9 @@ from index.errors import InvalidInput
 from index.kernel import WhiteningKernel
 from index.validation import unit_rows
 from index.vector_index import VectorIndex
+
+SPACES = ("off", "raw", "kernel")
+SCORE_KINDS = {"raw": "raw_cosine", "kernel": "kernel_cosine"}
 
 CANDIDATES_PER_RESULT = 4
 """Default candidates for re-scoring: this many per requested result (at least MIN_CANDIDATES)."""
@@ -28,6 +40,30 @@ def default_candidates(top_k: int) -> int:
     return max(CANDIDATES_PER_RESULT * top_k, MIN_CANDIDATES)
 
 
+def check_space(value: Any) -> str:
+    """A re-scoring space; true and false (the setting before spaces) mean "raw" and "off"."""
+    if isinstance(value, bool):
+        return "raw" if value else "off"
+    if value not in SPACES:
+        raise InvalidInput(f"rescore must be one of {', '.join(SPACES)}, got {value!r}")
+    return str(value)
+
+
+def rescoring_kernel(kernel: WhiteningKernel, rescore_k: int | None) -> WhiteningKernel:
+    """The collection's kernel at `rescore_k` dimensions (None: every meaningful one), derived
+    from its kept statistics: the full-precision vectors that kernel-space re-scoring compares."""
+    if rescore_k is not None and rescore_k < kernel.k_:
+        raise InvalidInput(
+            f"rescore_k={rescore_k} is below the kernel's k={kernel.k_}: re-scoring compares at "
+            "least the dimensions the index holds"
+        )
+    if rescore_k is None:  # every meaningful component: d for a rotation, the rank with γ > 0
+        rescore_k = kernel.n_features_in_ if kernel.gamma == 0 else kernel.rank_
+    if rescore_k == kernel.k_:
+        return kernel
+    return copy.deepcopy(kernel).refit(k=rescore_k)
+
+
 def search(
     kernel: WhiteningKernel,
     index: VectorIndex,
@@ -36,14 +72,17 @@ def search(
     *,
     allowed: np.ndarray | None = None,
     raw_lookup: RawLookup | None = None,
+    space: str = "raw",
+    rescorer: WhiteningKernel | None = None,
     candidates: int | None = None,
     index_lock: AbstractContextManager | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Scores, ids (n, top_k; −1 pads) and what the scores are.
 
     Without `raw_lookup` the index's own scores come back (`index.score_kind`). With it, the
-    index proposes `candidates` per query and they are re-ranked by the cosine of their raw
-    vectors with the raw query ("raw_cosine").
+    index proposes `candidates` per query and they are re-ranked by exact cosine in `space`:
+    "raw" (the raw vectors: "raw_cosine") or "kernel" (the raw vectors through `rescorer`, see
+    `rescoring_kernel`: "kernel_cosine").
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
@@ -58,16 +97,32 @@ def search(
         scores, ids = index.search(queries, fetch, allowed)
     if raw_lookup is None:
         return scores, ids, index.score_kind
-    return (*_rescore(raw_queries, ids, top_k, raw_lookup), "raw_cosine")
+    if space == "kernel":
+        if rescorer is None:
+            raise InvalidInput("kernel-space re-scoring needs the kernel to re-score with")
+        project = rescorer.transform
+    elif space == "raw":
+        project = _unit
+    else:
+        raise InvalidInput(f"re-scoring space must be 'raw' or 'kernel', got {space!r}")
+    return (*_rescore(raw_queries, ids, top_k, raw_lookup, project), SCORE_KINDS[space])
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return unit_rows(np.asarray(vectors, dtype=np.float32))
 
 
 def _rescore(
-    raw_queries: np.ndarray, candidates: np.ndarray, top_k: int, raw_lookup: RawLookup
+    raw_queries: np.ndarray,
+    candidates: np.ndarray,
+    top_k: int,
+    raw_lookup: RawLookup,
+    project: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     rows, vectors = raw_lookup(np.unique(candidates[candidates >= 0]))
     position = {int(row): i for i, row in enumerate(rows)}
-    vectors = unit_rows(vectors)
-    queries = unit_rows(np.asarray(raw_queries, dtype=np.float32))
+    vectors = project(vectors) if len(rows) else vectors
+    queries = project(raw_queries)
     out_scores = np.zeros((len(queries), top_k), np.float32)
     out_ids = np.full((len(queries), top_k), -1, np.int64)
     for q, proposed in enumerate(candidates):

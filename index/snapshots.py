@@ -17,6 +17,7 @@ from typing import Any
 
 from index.errors import InvalidInput, StorageError
 from index.kernel import WhiteningKernel
+from index.rescoring import check_space
 from index.storage import atomic_write, fsync_dir
 from index.validation import check_hyperparameter
 from index.vector_index import VectorIndex
@@ -32,24 +33,28 @@ SNAPSHOT_PATTERN = re.compile(r"(?:\.staging-)?\d{8}T\d{6}-[0-9a-f]{8}")
 
 @dataclass(frozen=True)
 class Settings:
-    """What a collection's next fit uses (kernel hyperparameters, FAISS index spec) and whether
-    its searches re-score candidates with the raw vectors by default."""
+    """What a collection's next fit uses (kernel hyperparameters, FAISS index spec) and how its
+    searches re-score candidates by default (`index.rescoring`: "off", "raw" or "kernel" at
+    `rescore_k` dimensions, None: every meaningful one)."""
 
     beta: float = 0.0
     gamma: float = 0.0
     k: int | None = None
     index_spec: str = "Flat"
-    rescore: bool = False
+    rescore: str = "off"
+    rescore_k: int | None = None
 
     def __post_init__(self) -> None:
         check_hyperparameter(self.beta, "beta")
         check_hyperparameter(self.gamma, "gamma")
-        if self.k is not None and (
-            isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
-        ):
-            raise InvalidInput(f"k must be a positive integer or None, got {self.k!r}")
-        if not isinstance(self.rescore, bool):
-            raise InvalidInput(f"rescore must be true or false, got {self.rescore!r}")
+        # true and false in manifests written before re-scoring spaces
+        object.__setattr__(self, "rescore", check_space(self.rescore))
+        for name in ("k", "rescore_k"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InvalidInput(f"{name} must be a positive integer or None, got {value!r}")
         if not isinstance(self.index_spec, str) or not self.index_spec.strip():
             raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
 

@@ -7,7 +7,7 @@ or WHITENED_SEARCH_API_KEY=...; list fields take JSON (["a","b"]) or a comma-sep
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,10 +50,12 @@ class Settings(BaseSettings):
         description="Default k of new collections (capped at the model's dimension; None: d).",
     )
     index_spec: str = Field("SQ8", min_length=1, description="Default FAISS factory spec.")
-    rescore: bool = Field(
-        True,
-        description="Whether new collections re-score the index's candidates with the raw "
-        "vectors by default (queries can say otherwise).",
+    rescore: Literal["off", "raw", "kernel"] = Field(
+        "kernel",
+        description="How new collections re-score the index's candidates by default: `kernel` "
+        "(exact cosine through the collection's kernel at `rescore_k` dimensions: what β, γ "
+        "define; with β=γ=0 and all dimensions it is raw cosine), `raw` (the model's cosine) "
+        "or `off` (the index's scores). Queries can say otherwise.",
     )
 
     api_key: SecretStr | None = Field(
@@ -146,6 +148,15 @@ class Settings(BaseSettings):
                     "Unset it, or see the settings table in the README"
                 )
         return self
+
+    @field_validator("rescore", mode="before")
+    @classmethod
+    def _rescore_was_a_flag(cls, value: Any) -> Any:
+        """RESCORE=true/false, from before re-scoring spaces: raw and off."""
+        flags = {"true": "raw", "1": "raw", "false": "off", "0": "off"}
+        if isinstance(value, bool):
+            return "raw" if value else "off"
+        return flags.get(value.strip().lower(), value) if isinstance(value, str) else value
 
     @field_validator("allowed_models", "cors_origins", mode="before")
     @classmethod

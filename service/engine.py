@@ -173,7 +173,8 @@ class Engine:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
+        rescore_k: int | None = None,
     ) -> dict[str, Any]:
         """Create a collection; what is left out comes from the server's defaults (a default k
         above the model's dimension becomes the dimension)."""
@@ -190,6 +191,7 @@ class Engine:
             k=(None if s.k is None else min(s.k, dimension)) if k is None else k,
             index_spec=s.index_spec if index_spec is None else index_spec,
             rescore=s.rescore if rescore is None else rescore,
+            rescore_k=rescore_k,
         )
         return self.catalog.create(name, model, settings).describe()
 
@@ -320,7 +322,8 @@ class Engine:
         gamma: float | None = None,
         k: int | None = None,
         index_spec: str | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
+        rescore_k: int | None = None,
     ) -> tuple[dict[str, Any], float]:
         """Refit from the stored raw vectors; queries use the old kernel until the switch."""
         collection = self.catalog.get(name)
@@ -328,7 +331,14 @@ class Engine:
             raise InvalidInput(
                 f"collection {name} holds {collection.count()} document(s): fitting needs 2"
             )
-        result = collection.fit(beta=beta, gamma=gamma, k=k, index_spec=index_spec, rescore=rescore)
+        result = collection.fit(
+            beta=beta,
+            gamma=gamma,
+            k=k,
+            index_spec=index_spec,
+            rescore=rescore,
+            rescore_k=rescore_k,
+        )
         return collection.describe(), result.index_seconds
 
     def tune(
@@ -374,7 +384,10 @@ class Engine:
         info, fit_seconds = None, 0.0
         if apply:
             best = result.best
-            fitted = collection.fit(beta=best.beta, gamma=best.gamma, k=best.k)
+            # the tuner scored exact cosine in the kernel's space at k: serve exactly that
+            fitted = collection.fit(
+                beta=best.beta, gamma=best.gamma, k=best.k, rescore="kernel", rescore_k=best.k
+            )
             info, fit_seconds = collection.describe(), fitted.index_seconds
         return Tuned(result, apply, info, encode_seconds, tune_seconds, fit_seconds)
 
@@ -436,8 +449,9 @@ class Engine:
         texts: Sequence[str],
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: bool | None = None,
+        rescore: str | bool | None = None,
         candidates: int | None = None,
+        rescore_k: int | None = None,
     ) -> tuple[Answer, float, float]:
         """Hits per text, best first, and the kernel that answered; encode and search seconds."""
         self._check_count(len(texts), "texts")
@@ -452,7 +466,7 @@ class Engine:
         encoder = collection.require_encoder()
         vectors, encode_seconds = self._encode(encoder, texts, "query", batched=True)
         started = time.perf_counter()
-        answer = collection.answer(vectors, top_k, where, rescore, candidates)
+        answer = collection.answer(vectors, top_k, where, rescore, candidates, rescore_k)
         return answer, encode_seconds, time.perf_counter() - started
 
     def embed(self, name: str, texts: Sequence[str], space: str) -> np.ndarray:

@@ -12,6 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from index.catalog import NAME_PATTERN
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Rescore = Literal["off", "raw", "kernel"] | bool
+"""Re-scoring space (index.rescoring); true and false, from before spaces, mean raw and off."""
+RESCORE_DOC = (
+    "Re-score the index's candidates by exact cosine: `kernel` (through the collection's kernel "
+    "at `rescore_k` dimensions: what β, γ define), `raw` (the model's cosine) or `off` (the "
+    "index's own scores); true/false mean raw/off."
+)
+RESCORE_K_DOC = (
+    "Dimensions of kernel-space re-scoring: from the kernel's k up to d (null: every "
+    "meaningful one, d when γ=0; with β=γ=0 that is raw cosine exactly)."
+)
 Text = Annotated[str, StringConstraints(min_length=1)]
 CollectionName = Annotated[
     str,
@@ -49,9 +60,8 @@ class CollectionCreate(Request):
         None,
         description="FAISS index_factory spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, IVF256,PQ16...",
     )
-    rescore: bool | None = Field(
-        None, description="Re-score candidates with the stored raw vectors by default."
-    )
+    rescore: Rescore | None = Field(None, description=RESCORE_DOC + " Default: the server's.")
+    rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
 
 
 class CollectionSummary(BaseModel):
@@ -78,7 +88,8 @@ class CollectionSettings(BaseModel):
     gamma: float
     k: int | None
     index_spec: str
-    rescore: bool = Field(description="Whether queries re-score candidates by default.")
+    rescore: str = Field(description="How queries re-score candidates by default.")
+    rescore_k: int | None = Field(None, description=RESCORE_K_DOC)
 
 
 class CollectionInfo(BaseModel):
@@ -111,6 +122,9 @@ class CollectionInfo(BaseModel):
     created_at: str
     raw_bytes_per_vector: int = Field(description="Bytes of each stored raw vector (4·d).")
     k: int | None = Field(None, description="Output dimension of the fitted kernel.")
+    rescore_k_effective: int | None = Field(
+        None, description="Dimensions kernel-space re-scoring compares (rescore_k, or all)."
+    )
     indexed: int | None = Field(None, description="Vectors in the FAISS index.")
     explained_energy: float | None = Field(
         None, description="Share of the corpus' energy (eigenvalue sum) kept by the first k axes."
@@ -254,7 +268,8 @@ class FitIn(Request):
     gamma: FiniteFloat | None = None
     k: K | None = None
     index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    rescore: bool | None = None
+    rescore: Rescore | None = Field(None, description=RESCORE_DOC)
+    rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
 
 
 class FitOut(BaseModel):
@@ -358,11 +373,10 @@ class QueryIn(Request):
     filter: dict[str, FilterValue] | None = Field(
         None, description="Metadata equality: every key must equal its value."
     )
-    rescore: bool | None = Field(
-        None,
-        description="Re-rank the index's candidates by the exact cosine of the stored raw "
-        "vectors (null: the collection's setting).",
+    rescore: Rescore | None = Field(
+        None, description=RESCORE_DOC + " Null: the collection's setting."
     )
+    rescore_k: K | None = Field(None, description=RESCORE_K_DOC + " Null: the collection's.")
     candidates: int | None = Field(
         None, ge=1, description="Candidates to re-score per query (null: max(4·top_k, 40))."
     )
@@ -381,9 +395,12 @@ class QueryIn(Request):
 class HitOut(BaseModel):
     id: str
     score: float = Field(description="Similarity; score_kind says which.")
-    score_kind: Literal["cosine", "quantized_cosine", "sign_agreement", "raw_cosine"] = Field(
+    score_kind: Literal[
+        "cosine", "quantized_cosine", "sign_agreement", "raw_cosine", "kernel_cosine"
+    ] = Field(
         description="cosine: exact, in the kernel's space; quantized_cosine: of the index's "
-        "codes; sign_agreement: 1 − 2·Hamming/k of binary codes; raw_cosine: re-scored with the "
+        "codes; sign_agreement: 1 − 2·Hamming/k of binary codes; kernel_cosine: re-scored "
+        "through the collection's kernel at rescore_k dimensions; raw_cosine: re-scored with the "
         "raw vectors."
     )
     text: str

@@ -5,7 +5,7 @@ import pytest
 
 from index import Collection, Document, Settings, WhiteningKernel
 from index.errors import InvalidInput
-from index.rescoring import default_candidates, search
+from index.rescoring import default_candidates, rescoring_kernel, search
 from index.vector_index import VectorIndex
 
 
@@ -72,4 +72,55 @@ def test_collection_rescoring_is_a_per_query_option(tmp_path, corpus_vectors) ->
             assert hit.score == pytest.approx(expected, abs=1e-5)
     c.fit(rescore=True)
     assert c.search_vectors(corpus_vectors[:1], top_k=2)[0][0].score_kind == "raw_cosine"
-    assert c.describe()["settings"]["rescore"] is True
+    assert c.describe()["settings"]["rescore"] == "raw"
+
+
+def test_kernel_space_of_a_rotation_at_full_dimension_is_raw_cosine(synthetic) -> None:
+    """Issue 18 item 1: with β=γ=0 and rescore_k=d, kernel-space re-scoring equals raw."""
+    rows, raw = synthetic
+    kernel = WhiteningKernel(k=16).fit(raw)
+    index = VectorIndex.build(16, "SQ8", kernel.transform(raw), rows)
+    queries = raw[:30] + 0.05 * np.random.default_rng(2).standard_normal(raw[:30].shape)
+    lookup = _lookup(rows, raw)
+    rescorer = rescoring_kernel(kernel, None)
+    assert rescorer.k_ == 64 and kernel.k_ == 16
+    raw_scores, raw_ids, raw_kind = search(kernel, index, queries, 10, raw_lookup=lookup)
+    k_scores, k_ids, k_kind = search(
+        kernel, index, queries, 10, raw_lookup=lookup, space="kernel", rescorer=rescorer
+    )
+    assert (raw_kind, k_kind) == ("raw_cosine", "kernel_cosine")
+    assert np.array_equal(raw_ids, k_ids)
+    assert np.allclose(raw_scores, k_scores, atol=1e-5)
+
+
+def test_kernel_space_serves_the_tuned_kernel(synthetic) -> None:
+    """What users get is the cosine β, γ, k define, not raw cosine (which undid a tuned kernel)."""
+    rows, raw = synthetic
+    kernel = WhiteningKernel(beta=0.5, gamma=0.5, k=16).fit(raw)
+    index = VectorIndex.build(16, "Flat", kernel.transform(raw), rows)
+    queries = raw[:30] + 0.05 * np.random.default_rng(3).standard_normal(raw[:30].shape)
+    lookup = _lookup(rows, raw)
+    scores, ids, kind = search(
+        kernel, index, queries, 10, raw_lookup=lookup, space="kernel", rescorer=kernel
+    )
+    plain_scores, plain_ids, _ = search(kernel, index, queries, 10)  # exact in kernel space
+    assert kind == "kernel_cosine"
+    assert np.array_equal(ids, plain_ids) and np.allclose(scores, plain_scores, atol=1e-5)
+    _, raw_ids, _ = search(kernel, index, queries, 10, raw_lookup=lookup)
+    assert not np.array_equal(raw_ids, ids)  # raw cosine would have served another order
+
+
+def test_old_manifests_rescore_flags_mean_raw_and_off() -> None:
+    assert Settings(rescore=True).rescore == "raw"
+    assert Settings(rescore=False).rescore == "off"
+    assert Settings(rescore="kernel", rescore_k=64).rescore_k == 64
+    with pytest.raises(InvalidInput, match="rescore must be one of off, raw, kernel"):
+        Settings(rescore="cosine")
+
+
+def test_rescore_k_below_the_kernel_k_is_refused(synthetic) -> None:
+    _, raw = synthetic
+    kernel = WhiteningKernel(k=16).fit(raw)
+    with pytest.raises(InvalidInput, match="below the kernel's k=16"):
+        rescoring_kernel(kernel, 8)
+    assert rescoring_kernel(kernel, 32).k_ == 32 and kernel.k_ == 16  # a copy, not the kernel

@@ -56,7 +56,8 @@ def test_create_list_describe_delete(app_client: TestClient) -> None:
         "gamma": 0.0,
         "k": 64,
         "index_spec": "SQ8",
-        "rescore": True,
+        "rescore": "kernel",
+        "rescore_k": None,
     }
     names = [c["name"] for c in app_client.get("/collections").json()["collections"]]
     assert "crud" in names
@@ -101,7 +102,7 @@ def test_query_finds_the_topic(app_client: TestClient) -> None:
     hit = results[0]["hits"][0]
     assert set(hit) == {"id", "score", "score_kind", "text", "metadata"}
     assert hit["metadata"]["topic"] == "music"
-    assert hit["score_kind"] == "raw_cosine"  # the server's default: SQ8 codes, re-scored
+    assert hit["score_kind"] == "kernel_cosine"  # the default: SQ8 codes, re-scored in kernel space
     assert "encode;dur=" in response.headers["server-timing"]
 
 

@@ -30,7 +30,7 @@ def test_rescoring_is_per_query_and_says_which_scores_it_returns(app_client: Tes
     assert np.allclose([h["score"] for h in rescored], raw, atol=1e-5)
     assert rescored[0]["id"].startswith("music")
     info = app_client.get("/collections/codes").json()
-    assert info["settings"]["rescore"] is False and info["index_bytes_per_vector"] < 4 * 64
+    assert info["settings"]["rescore"] == "off" and info["index_bytes_per_vector"] < 4 * 64
     assert info["disk_bytes_per_document"] > info["raw_bytes_per_vector"]
 
 
@@ -42,15 +42,22 @@ def test_defaults_compress_and_rescore(app_client: TestClient) -> None:
         "gamma": 0.0,
         "k": 128,
         "index_spec": "SQ8",
-        "rescore": True,
+        "rescore": "kernel",
+        "rescore_k": None,
     }
     assert info["index_bytes_per_vector"] < 4 * 128  # SQ8: about k bytes and an id
-    assert {h["score_kind"] for h in _query(app_client, "defaults")} == {"raw_cosine"}
+    assert info["rescore_k_effective"] == 384  # β=γ=0 at d: raw cosine, through the kernel
+    kernel_hits = _query(app_client, "defaults")
+    assert {h["score_kind"] for h in kernel_hits} == {"kernel_cosine"}
+    raw_hits = _query(app_client, "defaults", rescore="raw")
+    assert [h["id"] for h in raw_hits] == [h["id"] for h in kernel_hits]
+    for raw, kernel in zip(raw_hits, kernel_hits, strict=True):
+        assert abs(raw["score"] - kernel["score"]) < 1e-5
     assert {h["score_kind"] for h in _query(app_client, "defaults", rescore=False)} == {
         "quantized_cosine"
     }
     refit = app_client.post("/collections/defaults/fit", json={"rescore": False})
-    assert refit.json()["collection"]["settings"]["rescore"] is False
+    assert refit.json()["collection"]["settings"]["rescore"] == "off"
 
 
 def test_similarity_through_the_index_codes(app_client: TestClient) -> None:

@@ -32,7 +32,7 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     """
     texts = body.all_texts
     answer, encode_seconds, search_seconds = engine.query(
-        name, texts, body.top_k, body.filter, body.rescore, body.candidates
+        name, texts, body.top_k, body.filter, body.rescore, body.candidates, body.rescore_k
     )
     response.headers["Server-Timing"] = (
         f"encode;dur={1000 * encode_seconds:.1f}, search;dur={1000 * search_seconds:.1f}"

@@ -23,7 +23,9 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
     Queries keep being answered by the old kernel and index until the new ones are saved.
     """
-    info, seconds = engine.fit(name, body.beta, body.gamma, body.k, body.index_spec, body.rescore)
+    info, seconds = engine.fit(
+        name, body.beta, body.gamma, body.k, body.index_spec, body.rescore, body.rescore_k
+    )
     return FitOut(collection=CollectionInfo(**info), fit_seconds=seconds)
 
 

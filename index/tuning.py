@@ -2,7 +2,11 @@
 
 The kernel's statistics (n, Σx, Σxᵀx) are fitted once, on the corpus; the labelled pairs or queries
 only score the candidates. Per beta there is one eigendecomposition, per (beta, gamma) one transform
-at the largest k, and each smaller k is a slice of it, re-normalised. See ../shared/DESIGN.md §1.
+at the largest k, and each smaller k is a slice of it, re-normalised.
+
+`tune_served_retrieval` and `tune_served_pairs` then score what the server would serve (the real
+index, candidates, re-scoring) and choose on a train part, reporting a held-out part beside raw
+cosine: the score a tuned collection reports is the score its queries get.
 """
 
 import copy
@@ -13,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from index import rescoring
 from index.errors import InvalidInput, NotFitted
+from index.index_spec import ID_BYTES, parse
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, spearman
 from index.validation import as_matrix, unit_rows
+from index.vector_index import VectorIndex
 
 DEFAULT_BETAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_GAMMAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -280,3 +287,186 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+# ---- the served pipeline: index, candidates, re-scoring, and a held-out part ------------------
+
+HELD_OUT_FRACTION = 0.3
+"""Share of the labelled examples the tuner never chooses on, when no validation set is given."""
+
+MIN_EXAMPLES_TO_SPLIT = 10
+"""Below this many examples nothing is held out (the held-out score is then None)."""
+
+SHORTLIST = 3
+"""(β, γ, k) points of the exact sweep that go on to the served pipelines (index, re-scoring)."""
+
+
+@dataclass(frozen=True)
+class ServedPoint:
+    """One pipeline as the server would run it, scored on the train and the held-out part."""
+
+    beta: float
+    gamma: float
+    k: int
+    index_spec: str | None
+    """None for pairs: `/similarity` compares kernel vectors, no index is involved."""
+    rescore: str
+    rescore_k: int | None
+    bytes_per_vector: int | None
+    """Resident index memory per vector (codes and id), from the spec's estimate."""
+    train: float
+    held_out: float | None
+
+
+@dataclass(frozen=True)
+class ServedTuning:
+    """What `apply` serves (`chosen`, picked on the train part only) and how it does on examples
+    it never chose on, beside raw cosine on those same examples."""
+
+    metric: str
+    sweep: TuningResult
+    pipelines: list[ServedPoint]
+    chosen: ServedPoint
+    raw_held_out: float | None
+    n_train: int
+    n_held_out: int
+
+    def pareto(self) -> list[ServedPoint]:
+        """Pipelines no other beats on both bytes per vector and held-out (else train) score."""
+
+        def quality(point: ServedPoint) -> float:
+            return point.train if point.held_out is None else point.held_out
+
+        front: list[ServedPoint] = []
+        ordered = sorted(self.pipelines, key=lambda p: (p.bytes_per_vector or 0, -quality(p)))
+        for point in ordered:
+            if not front or quality(point) > quality(front[-1]):
+                front.append(point)
+        return front
+
+
+def held_out_split(n: int, fraction: float = HELD_OUT_FRACTION, seed: int = 0) -> np.ndarray:
+    """A seeded boolean mask of the examples held out (none below MIN_EXAMPLES_TO_SPLIT)."""
+    if not 0 <= fraction < 1:
+        raise InvalidInput(f"held_out must be in [0, 1), got {fraction!r}")
+    mask = np.zeros(n, dtype=bool)
+    if n >= MIN_EXAMPLES_TO_SPLIT and fraction > 0:
+        chosen = np.random.default_rng(seed).permutation(n)[: max(1, round(fraction * n))]
+        mask[chosen] = True
+    return mask
+
+
+def tune_served_pairs(
+    kernel: WhiteningKernel,
+    train: tuple[Any, Any, Any],
+    held_out: tuple[Any, Any, Any] | None,
+    **grid: Any,
+) -> ServedTuning:
+    """`tune_pairs` on the train pairs (a, b, scores); the chosen point's Spearman on the
+    held-out pairs is what `/similarity` through the applied collection gives on them."""
+    sweep = tune_pairs(kernel, *train, **grid)
+    best = sweep.best
+    held, raw_held = None, None
+    if held_out is not None:
+        a, b, gold = held_out
+        point = copy.deepcopy(kernel).refit(beta=best.beta, gamma=best.gamma, k=best.k)
+        held = _pair_spearman(point.transform(a), point.transform(b), gold)
+        raw_held = _pair_spearman(unit_rows(np.asarray(a)), unit_rows(np.asarray(b)), gold)
+    chosen = ServedPoint(
+        best.beta, best.gamma, best.k, None, "kernel", best.k, None, best.score, held
+    )
+    n_held = 0 if held_out is None else len(held_out[2])
+    return ServedTuning("spearman", sweep, [chosen], chosen, raw_held, len(train[2]), n_held)
+
+
+def tune_served_retrieval(
+    kernel: WhiteningKernel,
+    doc_vectors: Any,
+    doc_ids: Sequence[Hashable],
+    train: tuple[Any, Sequence[Mapping[Hashable, float]]],
+    held_out: tuple[Any, Sequence[Mapping[Hashable, float]]] | None,
+    *,
+    specs: Sequence[str] = ("Flat",),
+    spaces: Sequence[str] = ("kernel",),
+    k_eval: int = 10,
+    candidates: int | None = None,
+    **grid: Any,
+) -> ServedTuning:
+    """Choose (β, γ, k, index spec, re-scoring space and rescore_k) on the train queries by
+    running each pipeline as the server would: the real index on the k-dim codes proposes
+    candidates, which are re-scored (`index.rescoring`). The exact kernel-space sweep picks the
+    SHORTLIST (β, γ, k) points first; held-out queries only score the chosen pipeline (and all
+    pipelines, for the Pareto front), never choose."""
+    d = _fitted_dimension(kernel)
+    D = as_matrix(doc_vectors, d, "doc_vectors")
+    ids = list(doc_ids)
+    train_q, train_rel = as_matrix(train[0], d, "queries"), list(train[1])
+    sweep = tune_retrieval(kernel, D, ids, train_q, train_rel, k_eval=k_eval, **grid)
+    top = _positive_int(k_eval, "k_eval")
+    id_array = np.empty(len(ids), dtype=object)
+    id_array[:] = ids
+    parts = [(train_q, train_rel)]
+    if held_out is not None:
+        parts.append((as_matrix(held_out[0], d, "validation queries"), list(held_out[1])))
+
+    def lookup(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return rows, D[rows]
+
+    def ndcg(found: np.ndarray, relevant: list[Mapping[Hashable, float]]) -> float:
+        rankings = [id_array[row[row >= 0]].tolist() for row in found]
+        return ndcg_at_k(rankings, relevant, top)
+
+    shortlist = sorted(sweep.points, key=lambda p: (-p.score, p.k))[:SHORTLIST]
+    pipelines: list[ServedPoint] = []
+    for point in shortlist:
+        work = copy.deepcopy(kernel).refit(beta=point.beta, gamma=point.gamma, k=point.k)
+        codes = work.transform(D)
+        full = rescoring.rescoring_kernel(work, None).k_
+        for spec in dict.fromkeys(specs):
+            index = VectorIndex.build(point.k, spec, codes, np.arange(len(ids)))
+            options = [(space, None) for space in spaces if space != "kernel"]
+            if "kernel" in spaces:
+                options += [("kernel", point.k)] + ([("kernel", full)] if full > point.k else [])
+            for space, rescore_k in options:
+                rescorer = rescoring.rescoring_kernel(work, rescore_k)
+                scores = [
+                    ndcg(
+                        rescoring.search(
+                            work,
+                            index,
+                            queries,
+                            top,
+                            raw_lookup=None if space == "off" else lookup,
+                            space=space,
+                            rescorer=rescorer,
+                            candidates=candidates,
+                        )[1],
+                        relevant,
+                    )
+                    for queries, relevant in parts
+                ]
+                pipelines.append(
+                    ServedPoint(
+                        point.beta,
+                        point.gamma,
+                        point.k,
+                        spec,
+                        space,
+                        rescore_k,
+                        parse(spec, point.k).code_bytes + ID_BYTES,
+                        scores[0],
+                        scores[1] if held_out is not None else None,
+                    )
+                )
+    chosen = max(pipelines, key=lambda p: (p.train, -(p.bytes_per_vector or 0), -p.k))
+    raw_held = None
+    if held_out is not None:
+        queries, relevant = parts[1]
+        raw = unit_rows(D)
+        raw_held = ndcg(np.array(list(_top_k(unit_rows(queries), raw, top))), relevant)
+    n_held = 0 if held_out is None else len(parts[1][1])
+    return ServedTuning(sweep.metric, sweep, pipelines, chosen, raw_held, len(train_rel), n_held)
+
+
+def _pair_spearman(A: np.ndarray, B: np.ndarray, gold: Any) -> float:
+    return spearman(np.einsum("ij,ij->i", A, B, dtype=np.float64), np.asarray(gold, np.float64))

@@ -34,7 +34,13 @@ from index import Settings as CollectionSettings
 from index.collection import Answer
 from index.compression import CompressionReport
 from index.documents import prepare
-from index.tuning import TuningResult, tune_pairs, tune_retrieval
+from index.tuning import (
+    HELD_OUT_FRACTION,
+    ServedTuning,
+    held_out_split,
+    tune_served_pairs,
+    tune_served_retrieval,
+)
 from index.validation import check_texts, unit_rows
 from service.batching import QueryBatcher
 from service.config import Settings
@@ -68,7 +74,7 @@ class Written:
 
 @dataclass(frozen=True)
 class Tuned:
-    result: TuningResult
+    result: ServedTuning
     applied: bool
     info: dict[str, Any] | None
     encode_seconds: float
@@ -347,46 +353,81 @@ class Engine:
         *,
         pairs: Sequence[tuple[str, str, float]] | None = None,
         queries: Sequence[tuple[str, Mapping[str, float]]] | None = None,
+        validation: Sequence[Any] | None = None,
+        held_out: float = HELD_OUT_FRACTION,
         grid: Mapping[str, Any] | None = None,
+        specs: Sequence[str] | None = None,
+        spaces: Sequence[str] = ("kernel",),
         k_eval: int = 10,
         apply: bool = False,
     ) -> Tuned:
-        """Grid-search β, γ, k on labelled pairs or queries with the collection's statistics."""
+        """Choose β, γ, k (and, for queries, index spec and re-scoring) on labelled pairs or
+        queries by what the server would serve; report it on examples never chosen on
+        (`validation`, else a seeded `held_out` fraction) beside raw cosine."""
+        examples: list[Any] = list(pairs if pairs is not None else queries or [])
         self._check_examples(pairs, queries)
+        self._check_examples(validation, None)
         collection = self.catalog.get(name)
         kernel = self._require_kernel(collection)
-        self._check_relevant(collection, queries)
+        if queries is not None:
+            self._check_relevant(collection, examples)
+            self._check_relevant(collection, validation, "validation.queries")
         options = {key: value for key, value in (grid or {}).items() if value is not None}
+        if validation is None:
+            mask = held_out_split(len(examples), held_out)
+            train = [e for e, held in zip(examples, mask, strict=True) if not held]
+            validation = [e for e, held in zip(examples, mask, strict=True) if held] or None
+        else:
+            train = examples
         encoder = collection.require_encoder()
         if pairs is not None:
-            texts = [a for a, _, _ in pairs] + [b for _, b, _ in pairs]
+            texts = [p[0] for p in train] + [p[1] for p in train]
+            texts += [p[0] for p in validation or []] + [p[1] for p in validation or []]
             vectors, encode_seconds = self._encode(encoder, texts, "tune")
             started = time.perf_counter()
-            n = len(pairs)
-            result = tune_pairs(
-                kernel, vectors[:n], vectors[n:], [s for _, _, s in pairs], **options
+            n, m = len(train), len(validation or [])
+            result = tune_served_pairs(
+                kernel,
+                (vectors[:n], vectors[n : 2 * n], [p[2] for p in train]),
+                None
+                if not m
+                else (
+                    vectors[2 * n : 2 * n + m],
+                    vectors[2 * n + m :],
+                    [p[2] for p in validation or []],
+                ),
+                **options,
             )
         else:
-            queries = list(queries or [])
-            vectors, encode_seconds = self._encode(encoder, [q for q, _ in queries], "tune")
+            texts = [q for q, _ in train] + [q for q, _ in validation or []]
+            vectors, encode_seconds = self._encode(encoder, texts, "tune")
             started = time.perf_counter()
             doc_ids, doc_vectors = collection.raw_vectors_by_id()
-            result = tune_retrieval(
+            n = len(train)
+            result = tune_served_retrieval(
                 kernel,
                 doc_vectors,
                 doc_ids,
-                vectors,
-                [dict(judged) for _, judged in queries],
+                (vectors[:n], [dict(judged) for _, judged in train]),
+                None
+                if validation is None
+                else (vectors[n:], [dict(judged) for _, judged in validation]),
+                specs=specs or [collection.manifest.settings.index_spec],
+                spaces=spaces,
                 k_eval=k_eval,
                 **options,
             )
         tune_seconds = time.perf_counter() - started
         info, fit_seconds = None, 0.0
         if apply:
-            best = result.best
-            # the tuner scored exact cosine in the kernel's space at k: serve exactly that
+            chosen = result.chosen
             fitted = collection.fit(
-                beta=best.beta, gamma=best.gamma, k=best.k, rescore="kernel", rescore_k=best.k
+                beta=chosen.beta,
+                gamma=chosen.gamma,
+                k=chosen.k,
+                index_spec=chosen.index_spec,
+                rescore=chosen.rescore,
+                rescore_k=chosen.rescore_k,
             )
             info, fit_seconds = collection.describe(), fitted.index_seconds
         return Tuned(result, apply, info, encode_seconds, tune_seconds, fit_seconds)
@@ -401,7 +442,9 @@ class Engine:
 
     @staticmethod
     def _check_relevant(
-        collection: Collection, queries: Sequence[tuple[str, Mapping[str, float]]] | None
+        collection: Collection,
+        queries: Sequence[tuple[str, Mapping[str, float]]] | None,
+        field: str = "queries",
     ) -> None:
         """Judgments must name stored documents: an unknown id would score as a silent miss."""
         for position, (_, judged) in enumerate(queries or []):
@@ -409,7 +452,7 @@ class Engine:
             unknown = sorted(set(judged) - known)
             if unknown:
                 raise InvalidInput(
-                    f"queries[{position}].relevant names {len(unknown)} document id(s) that "
+                    f"{field}[{position}].relevant names {len(unknown)} document id(s) that "
                     f"collection {collection.name} does not hold ({', '.join(unknown[:5])}): "
                     "ingest them first, or drop them from the judgments"
                 )

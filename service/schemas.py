@@ -322,13 +322,52 @@ class TuneIn(Request):
     ks: list[K] | None = Field(None, description="Default 32, 64, 96, 128, 192, 256, d.")
     max_k: K | None = Field(None, description="Largest k tried (default d).")
     k_eval: int = Field(10, ge=1, le=1000, description="nDCG cut-off for queries.")
-    apply: bool = Field(False, description="Refit the collection with the best point.")
+    specs: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        None,
+        max_length=6,
+        description="Index specs the served pipelines try (queries only; default: the "
+        "collection's).",
+    )
+    spaces: list[Literal["off", "raw", "kernel"]] = Field(
+        default_factory=lambda: ["kernel"],
+        min_length=1,
+        max_length=3,
+        description="Re-scoring spaces the served pipelines try (kernel: at k and at every "
+        "dimension).",
+    )
+    validation: "TuneValidation | None" = Field(
+        None,
+        description="Examples scored but never chosen on (of the same kind); default: a seeded "
+        "`held_out` fraction of the examples.",
+    )
+    held_out: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="Fraction held out when no validation is given (none below 10 examples).",
+    )
+    apply: bool = Field(
+        False, description="Refit the collection with the chosen pipeline (kernel, index, rescore)."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> "TuneIn":
         if (self.pairs is None) == (self.queries is None):
             raise ValueError("give either pairs or queries (exactly one of them)")
+        if self.validation is not None and (
+            (self.pairs is None) != (self.validation.pairs is None)
+            or (self.queries is None) != (self.validation.queries is None)
+        ):
+            raise ValueError("validation must hold examples of the same kind (pairs or queries)")
         return self
+
+
+class TuneValidation(Request):
+    pairs: list[LabelledPair] | None = None
+    queries: list[LabelledQuery] | None = None
+
+
+TuneIn.model_rebuild()
 
 
 class TuningPointOut(BaseModel):
@@ -336,6 +375,18 @@ class TuningPointOut(BaseModel):
     gamma: float
     k: int
     score: float
+
+
+class ServedPointOut(BaseModel):
+    beta: float
+    gamma: float
+    k: int
+    index_spec: str | None = Field(description="None for pairs (no index is involved).")
+    rescore: str
+    rescore_k: int | None
+    bytes_per_vector: int | None = Field(description="Resident index memory per vector.")
+    train: float = Field(description="Score on the examples it was chosen on.")
+    held_out: float | None = Field(description="Score on examples it never chose on.")
 
 
 class TuneOut(BaseModel):
@@ -346,6 +397,18 @@ class TuneOut(BaseModel):
         description="(β, γ, k) not scored: k above the fitted vectors' rank with γ > 0."
     )
     table: str = Field(description="Markdown table of scores × 100.")
+    chosen: ServedPointOut = Field(
+        description="The pipeline `apply` serves, chosen on the train examples only."
+    )
+    held_out_raw: float | None = Field(
+        None, description="Raw cosine's score on the held-out examples, for comparison."
+    )
+    pipelines: list[ServedPointOut] = Field(description="Every served pipeline scored.")
+    pareto: list[ServedPointOut] = Field(
+        description="Pipelines no other beats on both bytes per vector and held-out score."
+    )
+    n_train: int
+    n_held_out: int
     applied: bool
     collection: CollectionInfo | None = Field(None, description="After the refit, if applied.")
     encode_seconds: float

@@ -2,12 +2,15 @@
 
 from fastapi import APIRouter
 
+from index.tuning import ServedPoint
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
 from service.schemas import (
     CollectionInfo,
     FitIn,
     FitOut,
+    LabelledPair,
+    ServedPointOut,
     TuneIn,
     TuneOut,
     TuningPointOut,
@@ -31,28 +34,61 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
 @router.post("/tune", response_model=TuneOut, responses=ERRORS)
 def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
-    """Grid-search β, γ and k on labelled pairs (Spearman) or queries (nDCG@k_eval).
+    """Choose β, γ, k (and, for queries, index spec and re-scoring) on labelled pairs (Spearman)
+    or queries (nDCG@k_eval) by the pipeline the server would serve.
 
-    The kernel statistics are the collection's (its corpus); the labels only score the grid.
-    With `apply` the collection is refitted with the best point.
+    The kernel statistics are the collection's (its corpus); the labels only score. The choice
+    is made on the train examples; `validation` (or a seeded `held_out` fraction) is scored, never
+    chosen on, beside raw cosine. With `apply` the collection serves the chosen pipeline, so
+    querying it with the held-out examples gives the held-out score.
     """
     grid = {"betas": body.betas, "gammas": body.gammas, "ks": body.ks, "max_k": body.max_k}
+    common = {"grid": grid, "held_out": body.held_out, "apply": body.apply}
+    validation = body.validation
     if body.pairs is not None:
-        pairs = [(p.text1, p.text2, p.score) for p in body.pairs]
-        tuned = engine.tune(name, pairs=pairs, grid=grid, apply=body.apply)
+        tuned = engine.tune(
+            name,
+            pairs=[_pair(p) for p in body.pairs],
+            validation=None if validation is None else [_pair(p) for p in validation.pairs or []],
+            **common,
+        )
     else:
-        queries = [(q.text, relevance(q)) for q in body.queries or []]
-        tuned = engine.tune(name, queries=queries, grid=grid, k_eval=body.k_eval, apply=body.apply)
+        tuned = engine.tune(
+            name,
+            queries=[(q.text, relevance(q)) for q in body.queries or []],
+            validation=None
+            if validation is None
+            else [(q.text, relevance(q)) for q in validation.queries or []],
+            specs=body.specs,
+            spaces=body.spaces,
+            k_eval=body.k_eval,
+            **common,
+        )
     result = tuned.result
+    sweep = result.sweep
+
+    def served(point: ServedPoint) -> ServedPointOut:
+        return ServedPointOut.model_validate(point, from_attributes=True)
+
     return TuneOut(
         metric=result.metric,
-        best=TuningPointOut.model_validate(result.best, from_attributes=True),
-        points=[TuningPointOut.model_validate(p, from_attributes=True) for p in result.points],
-        skipped=result.skipped,
-        table=result.table(),
+        best=TuningPointOut.model_validate(sweep.best, from_attributes=True),
+        points=[TuningPointOut.model_validate(p, from_attributes=True) for p in sweep.points],
+        skipped=sweep.skipped,
+        table=sweep.table(),
+        chosen=served(result.chosen),
+        held_out_raw=result.raw_held_out,
+        pipelines=[served(p) for p in result.pipelines],
+        pareto=[served(p) for p in result.pareto()],
+        n_train=result.n_train,
+        n_held_out=result.n_held_out,
         applied=tuned.applied,
         collection=None if tuned.info is None else CollectionInfo(**tuned.info),
         encode_seconds=tuned.encode_seconds,
         tune_seconds=tuned.tune_seconds,
         fit_seconds=tuned.fit_seconds,
     )
+
+
+def _pair(pair: LabelledPair) -> tuple[str, str, float]:
+    return (pair.text1, pair.text2, pair.score)

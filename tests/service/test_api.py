@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from service_support import TOPICS, corpus, filler, wait_job, wait_ready
 
 from index import DEFAULT_MODEL_ID, Collection
+from index.metrics import ndcg_at_k
+from index.tuning import held_out_split
 from service import Settings, create_app
 
 
@@ -415,3 +417,51 @@ def test_a_broken_collection_is_reported_and_the_others_serve(
         docs = {"documents": [{"text": "one"}, {"text": "two"}]}
         assert client.post("/collections/good/documents", json=docs).status_code == 201
         assert "whitened_search_collections_unavailable 1" in client.get("/metrics").text
+
+
+def test_the_held_out_score_tune_reports_is_what_the_applied_collection_serves(
+    app_client: TestClient,
+) -> None:
+    """Issue 18: apply, then query the held-out examples: the same nDCG as tune reported."""
+    make(app_client, "served", corpus())
+    docs = corpus()
+    queries = [
+        {"text": f"Something about {doc['text'].lower()}", "relevant": [doc["id"]]}
+        for doc in docs[::2]
+    ] + [
+        {"text": topic, "relevant": [d["id"] for d in docs if d["metadata"]["topic"] == topic]}
+        for topic in ("music", "cooking", "finance", "animals", "sports")
+    ]
+    body = {
+        "queries": queries,
+        "betas": [0, 0.5],
+        "gammas": [0, 0.5],
+        "ks": [16, 32],
+        "k_eval": 5,
+        "specs": ["SQ8", "Flat"],
+        "spaces": ["kernel", "raw"],
+        "held_out": 0.4,
+        "apply": True,
+    }
+    tuned = app_client.post("/collections/served/tune", json=body).json()
+    chosen = tuned["chosen"]
+    assert tuned["n_held_out"] == 8 and tuned["n_train"] == 12
+    assert chosen["train"] == max(p["train"] for p in tuned["pipelines"])
+    assert chosen["held_out"] is not None and tuned["held_out_raw"] is not None
+    settings = tuned["collection"]["settings"]
+    assert (settings["index_spec"], settings["rescore"], settings["rescore_k"]) == (
+        chosen["index_spec"],
+        chosen["rescore"],
+        chosen["rescore_k"],
+    )
+    mask = held_out_split(len(queries), 0.4)
+    held = [q for q, out in zip(queries, mask, strict=True) if out]
+    answers = app_client.post(
+        "/collections/served/query", json={"texts": [q["text"] for q in held], "top_k": 5}
+    ).json()["results"]
+    rankings = [[hit["id"] for hit in answer["hits"]] for answer in answers]
+    served = ndcg_at_k(rankings, [dict.fromkeys(q["relevant"], 1.0) for q in held], 5)
+    assert abs(served - chosen["held_out"]) <= 0.01
+    assert [p["bytes_per_vector"] for p in tuned["pareto"]] == sorted(
+        p["bytes_per_vector"] for p in tuned["pareto"]
+    )

@@ -48,17 +48,21 @@ def test_stsb_tune_apply_and_similarity(app_client: TestClient, splits: dict) ->
     assert job["state"] == "done" and job["fitted"], job
 
     dev = [{"text1": a, "text2": b, "score": s} for a, b, s in splits["dev"]]
-    tuned = app_client.post(
-        "/collections/stsb/tune", json={"pairs": dev, "max_k": 128, "apply": True}
-    )
-    assert tuned.status_code == 200, tuned.text
-    best = tuned.json()["best"]
-    assert best["k"] <= 128 and tuned.json()["collection"]["k"] == best["k"]
-
     test = splits["test"]
+    validation = [{"text1": a, "text2": b, "score": s} for a, b, s in test]
+    body = {"pairs": dev, "max_k": 128, "apply": True, "validation": {"pairs": validation}}
+    tuned = app_client.post("/collections/stsb/tune", json=body)
+    assert tuned.status_code == 200, tuned.text
+    best = tuned.json()["chosen"]
+    assert best["k"] <= 128 and tuned.json()["collection"]["k"] == best["k"]
+    assert tuned.json()["n_train"] == len(dev) and tuned.json()["n_held_out"] == len(test)
+
     pairs = [{"text1": a, "text2": b} for a, b, _ in test]
     answer = app_client.post("/similarity", json={"pairs": pairs, "collection": "stsb"})
     assert answer.status_code == 200, answer.text
     score = 100 * spearman(answer.json()["scores"], [s for _, _, s in test])
     print(f"\nSTS-B test Spearman×100 through the tuned kernel {best}: {score:.2f}")
     assert score >= RAW_SPEARMAN - 0.5, (score, best)
+    # issue 18: what tune reported for the examples it never chose on is what is served
+    assert abs(score - 100 * best["held_out"]) <= 0.01, (score, best)
+    assert abs(100 * tuned.json()["held_out_raw"] - RAW_SPEARMAN) <= 0.01

@@ -63,12 +63,22 @@ class QueryBatcher:
                 batch, self._pending = self._pending, []
                 self._gathering = False
             try:
-                vectors = self._encode([r.text for r in batch])
-                for request, vector in zip(batch, vectors, strict=True):
-                    request.vector = vector
-            except BaseException as exc:
-                for request in batch:
-                    request.error = exc
+                self._answer(batch)
             finally:
                 for request in batch:
                     request.done.set()
+
+    def _answer(self, batch: list[_Request]) -> None:
+        """Vectors for the batch; if it fails, each text alone, so that one caller's bad text
+        fails that caller only (the error names its own text, not a neighbour's position)."""
+        try:
+            vectors = self._encode([r.text for r in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for request in batch:
+                self._answer([request])
+            return
+        for request, vector in zip(batch, vectors, strict=True):
+            request.vector = vector

@@ -467,3 +467,21 @@ def test_unicode_and_path_like_ids_round_trip_and_touch_no_file(
     deleted = client.post("/collections/target/documents/delete", json={"ids": ids})
     assert deleted.status_code == 200 and deleted.json()["deleted"] == len(ids)
     assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/similarity", "POST"),
+        ("PUT", "/collections", "GET, POST"),
+        ("POST", "/collections/target/documents/music-0", "DELETE, GET"),
+        ("PATCH", "/collections/target", "DELETE, GET"),
+        ("DELETE", "/ready", "GET"),
+    ],
+)
+def test_405_names_every_method_of_the_path_in_allow(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    """Issue 17 item 10: with the FastAPI installed here every Allow header was empty."""
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow

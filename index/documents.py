@@ -7,6 +7,7 @@ are FAISS ids: AUTOINCREMENT never reuses them, so a stale index can always be t
 
 import json
 import math
+import re
 import sqlite3
 import threading
 import uuid
@@ -21,6 +22,9 @@ from index.errors import Conflict, InvalidInput, NotFound, StorageError, Storage
 from index.validation import check_texts
 
 MAX_ID_LENGTH = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Characters an id may not hold: a line break cannot travel in a URL path segment (the id
+could be stored but never fetched or deleted by URL) and would forge lines in logs."""
 
 MAX_METADATA_DEPTH = 32
 """Nesting of a document's metadata: deeper JSON is stored by SQLite but cannot be serialised
@@ -265,6 +269,12 @@ def prepare(documents: Sequence[Document]) -> list[Document]:
             raise InvalidInput(
                 f"document at position {position}: id must be a string of 1 to "
                 f"{MAX_ID_LENGTH} characters, got {doc_id!r}"
+            )
+        if _CONTROL.search(doc_id):
+            raise InvalidInput(
+                f"document at position {position}: id {doc_id!r} holds a control character "
+                "(line break, tab, NUL...): ids must be printable, so that every id can be "
+                "fetched and deleted by URL"
             )
         if not isinstance(document.metadata, Mapping):
             raise InvalidInput(f"document at position {position}: metadata must be an object")

@@ -450,7 +450,18 @@ def test_a_very_long_text_is_stored_whole_and_the_docs_say_the_model_truncates(
     assert "256 tokens" in schemas["DocumentIn"]["properties"]["text"]["description"]
 
 
-UNICODE_IDS = ["e\u0301", "\u202eevil", "a\u200db", "\U0001f600", "\ufeffbom", "\x00nul", "a b?c#d"]
+UNICODE_IDS = ["e\u0301", "\u202eevil", "a\u200db", "\U0001f600", "\ufeffbom", "a b?c#d"]
+
+
+@pytest.mark.parametrize("doc_id", ["a\nb", "end\n", "a\rb", "tab\there", "\x00nul", "del\x7f"])
+def test_ids_with_control_characters_are_refused(client: TestClient, doc_id: str) -> None:
+    """Issue 17 item 12: an id with a newline was stored but could not be fetched or deleted."""
+    before = state(client)
+    response = client.post(
+        "/collections/target/documents", json={"documents": [{"id": doc_id, "text": "x"}]}
+    )
+    assert response.status_code == 422 and "control character" in response.json()["detail"]
+    assert state(client) == before
 
 
 def test_unicode_and_path_like_ids_round_trip_and_touch_no_file(

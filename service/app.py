@@ -13,7 +13,7 @@ from service.api.main import api_router
 from service.config import Settings
 from service.engine import Engine
 from service.middleware import BodyLimitMiddleware
-from service.security import AuthMiddleware
+from service.security import ACCESS_LOGGER, AuthMiddleware, QueryStringRedactor
 from service.telemetry import MetricsMiddleware, Telemetry
 
 logger = logging.getLogger("whitened_search")
@@ -41,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redactor = QueryStringRedactor()
+        logging.getLogger(ACCESS_LOGGER).addFilter(redactor)  # after uvicorn set up its logging
         engine = await run_in_threadpool(Engine, settings, telemetry)
         app.state.engine = engine
         engine.start()
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(engine.close)
+            logging.getLogger(ACCESS_LOGGER).removeFilter(redactor)
 
     app = FastAPI(
         title="whitened-search",

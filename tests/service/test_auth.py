@@ -145,6 +145,9 @@ def test_key_never_logged_by_a_live_server(tmp_path: Path) -> None:
             bearer = {"Authorization": f"Bearer {KEY}"}
             assert client.get("/collections", headers=bearer).status_code == 200
             assert client.get(f"/collections?key={KEY[:3]}", headers={"X-API-Key": KEY}).is_success
+            # issue 17 item 12: a key sent in the query string is not accepted, nor logged
+            for leak in (f"api_key={KEY}", f"token={KEY}", f"x={KEY}", f"API-KEY={wrong}"):
+                assert client.get(f"/collections?{leak}").status_code == 401
             assert (
                 client.post("/collections/x/query", headers={"X-API-Key": wrong}).status_code == 401
             )

@@ -5,6 +5,7 @@ interrupted creates and deletes (and nothing else in it), and the process-wide t
 of FAISS.
 """
 
+import os
 import re
 import shutil
 import threading
@@ -191,6 +192,12 @@ class Catalog:
     def _open(self, path: Path) -> Collection:
         manifest = Manifest.load(path)
         return Collection(path, self.encoder(manifest.model_id), self.refit_growth)
+
+    def redact(self, message: str) -> str:
+        """`message` with the data directory's absolute path cut out (paths become relative to
+        it): what clients read must not map the server's file system."""
+        root = str(self.root)
+        return message.replace(root + os.sep, "").replace(root, "the data directory")
 
     def _name_lock(self, name: str) -> threading.Lock:
         with self._lock:

@@ -102,7 +102,7 @@ class Engine:
             threads=settings.threads,
             refit_growth=settings.refit_growth,
         )
-        self.jobs = JobRegistry()
+        self.jobs = JobRegistry(redact=self.catalog.redact)
         self.startup = Startup()
         self._batchers: dict[Encoder, QueryBatcher] = {}
         self._lock_batchers = threading.Lock()
@@ -148,7 +148,9 @@ class Engine:
         done = self.startup.done.is_set()
         models = dict(self.startup.models)
         default_loaded = models.get(self._default_model_id()) == "loaded"
-        unavailable = self.catalog.unavailable()  # a repaired or deleted one leaves it
+        unavailable = {  # a repaired or deleted one leaves it; /ready is open: no paths
+            name: self.catalog.redact(reason) for name, reason in self.catalog.unavailable().items()
+        }
         if not done:
             status = "starting"
         elif not default_loaded:
@@ -221,7 +223,7 @@ class Engine:
             try:
                 collection = self.catalog.get(name)
             except IndexError_ as exc:
-                unavailable[name] = str(exc)
+                unavailable[name] = self.catalog.redact(str(exc))
                 continue
             summaries.append(_summary(collection))
         return summaries, unavailable

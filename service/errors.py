@@ -74,7 +74,9 @@ async def index_error(request: Request, exc: Exception) -> JSONResponse:
     status, code = status_of(exc)
     if status >= 500:
         logger.error("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(status, code, str(exc))
+    engine = getattr(request.app.state, "engine", None)
+    detail = str(exc) if engine is None else engine.catalog.redact(str(exc))
+    return error_response(status, code, detail)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -116,8 +118,7 @@ def _allowed_methods(request: Request) -> str:
         method
         for method in HTTP_METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in routes
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
     ]
     return ", ".join(sorted(allowed))

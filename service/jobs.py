@@ -82,8 +82,10 @@ class JobRegistry:
     serialised by the collection anyway. Queries never wait for jobs.
     """
 
-    def __init__(self, keep: int = 1000) -> None:
+    def __init__(self, keep: int = 1000, redact: Callable[[str], str] = str) -> None:
         self.keep = keep
+        self.redact = redact
+        """What a failed job's error says to clients (the log keeps the whole message)."""
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -145,7 +147,8 @@ class JobRegistry:
                 logger.warning("job %s failed: %s", job.id, exc)
             else:
                 logger.exception("job %s failed unexpectedly", job.id)
-            handle.update(state="failed", error=str(exc) or type(exc).__name__, finished_at=_now())
+            error = self.redact(str(exc)) or type(exc).__name__
+            handle.update(state="failed", error=error, finished_at=_now())
             return
         handle.update(state="done", finished_at=_now())
         logger.info("job %s done in %.1f s", job.id, time.perf_counter() - started)

@@ -151,3 +151,29 @@ def test_documents_with_empty_text_are_stored_and_a_query_still_needs_text(
         assert info["count"] == info["indexed"] == 11
         blank = client.post("/collections/cran/query", json={"text": "  "})
         assert blank.status_code == 422 and "empty" in blank.json()["detail"]
+
+
+def test_errors_clients_read_hold_no_absolute_server_path(tmp_path: Path) -> None:
+    """Issue 17 item 12: a job's error (and a broken collection's reason) showed the server's
+    absolute path to any client; /ready is open even when a key is set."""
+    with app(tmp_path) as client:
+        wait_ready(client)
+        client.post("/collections", json={"name": "doomed", "k": 16})
+        job = client.post("/collections/doomed/ingest", json={"documents": filler(300)})
+        assert client.delete("/collections/doomed").status_code == 204
+        failed = wait_job(client, job.json()["job"]["id"])
+        assert failed["state"] == "failed" and "closed or deleted" in failed["error"]
+        client.post("/collections", json={"name": "broken", "k": 16})
+        client.post("/collections/broken/documents", json={"documents": corpus()})
+    (tmp_path / "broken" / "manifest.json").write_text("{ not json")
+    with app(tmp_path) as client:
+        ready = wait_ready(client)
+        answers = [
+            json.dumps(failed),
+            json.dumps(ready),
+            client.get("/collections").text,
+            client.get("/collections/broken").text,
+        ]
+    assert "broken/manifest.json" in ready["unavailable"]["broken"]
+    for answer in answers:
+        assert str(tmp_path) not in answer, answer

@@ -5,6 +5,7 @@ readiness after a repair, and kernels refitted when an ingest outgrows them."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -177,3 +178,37 @@ def test_errors_clients_read_hold_no_absolute_server_path(tmp_path: Path) -> Non
     assert "broken/manifest.json" in ready["unavailable"]["broken"]
     for answer in answers:
         assert str(tmp_path) not in answer, answer
+
+
+def test_an_interrupted_cli_ingest_resumes_with_upsert_without_duplicates(tmp_path: Path) -> None:
+    """Issue 17 item 7: .txt lines got server-made ids, so the documented resume (re-run with
+    --upsert) stored every document sent before the kill a second time (728 of 600)."""
+    source = tmp_path / "lines.txt"
+    source.write_text("".join(f"{d['text']}\n" for d in filler(600, prefix="line")))
+    server = LiveServer(tmp_path / "data", tmp_path / "server.log").start()
+    command = [sys.executable, "-m", "service.cli", "ingest", str(source), "-c", "lines"]
+    command += ["--url", server.url, "--batch", "32", "--quiet"]
+    try:
+        with server.client() as client:
+            client.post("/collections", json={"name": "lines", "k": 16})
+            first = subprocess.Popen([*command], cwd=ROOT, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while client.get("/collections/lines").json()["count"] < 96:
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.05)
+            first.kill()
+            first.wait()
+            stored = client.get("/collections/lines").json()["count"]
+            assert 96 <= stored < 600
+            again = subprocess.run(
+                [*command, "--upsert"], cwd=ROOT, capture_output=True, timeout=300
+            )
+            assert again.returncode == 0, again.stderr
+            info = client.get("/collections/lines").json()
+            page = client.get("/collections/lines/documents", params={"limit": 1000}).json()
+    finally:
+        server.close()
+    assert info["count"] == 600 and info["fitted"]
+    assert sorted(d["id"] for d in page["documents"]) == sorted(
+        f"lines.txt:{n}" for n in range(1, 601)
+    )

@@ -22,7 +22,7 @@ def test_jsonl(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
     assert read_documents(path) == [
         {"id": "a", "text": "first", "metadata": {"lang": "en"}},
-        {"text": "second"},
+        {"id": "docs.jsonl:2", "text": "second"},  # stable: a re-run gives the same id
         {"id": "3", "text": "third"},
     ]
 
@@ -32,8 +32,8 @@ def test_jsonl(tmp_path: Path) -> None:
     [
         ('{"text": "a"}\n{"text": ', "docs.jsonl:2: not valid JSON"),
         ("[1]", "expected a JSON object"),
-        ('{"text": ""}', "text must be a non-empty string"),
-        ('{"text": 5}', "text must be a non-empty string"),
+        ('{"metadata": {}}', "text must be a string"),
+        ('{"text": 5}', "text must be a string"),
         ('{"_id": "1", "text": "a"}', "unknown key(s) _id"),
         ('{"text": "a", "metadata": [1]}', "metadata must be an object"),
         ('{"text": "a", "id": true}', "id must be a string or an integer"),
@@ -71,7 +71,10 @@ def test_beir_fields(tmp_path: Path) -> None:
 def test_txt(tmp_path: Path) -> None:
     path = tmp_path / "lines.txt"
     path.write_text("one line\n\n  two line  \n")
-    assert read_documents(path) == [{"text": "one line"}, {"text": "two line"}]
+    assert read_documents(path) == [
+        {"id": "lines.txt:1", "text": "one line"},
+        {"id": "lines.txt:3", "text": "two line"},
+    ]
 
 
 def test_csv_and_tsv(tmp_path: Path) -> None:
@@ -79,19 +82,21 @@ def test_csv_and_tsv(tmp_path: Path) -> None:
     path.write_text('id,text,lang\nx1,"Hello, ""world""",en\n,second,\n')
     assert read_documents(path) == [
         {"id": "x1", "text": 'Hello, "world"', "metadata": {"lang": "en"}},
-        {"text": "second"},
+        {"id": "table.csv:3", "text": "second"},
     ]
     tsv = tmp_path / "table.tsv"
-    tsv.write_text("text\tsource\nA tab\tsep\n")
-    assert read_documents(tsv) == [{"text": "A tab", "metadata": {"source": "sep"}}]
+    tsv.write_text('text\tsource\n"two\nlines"\tsep\nA tab\tsep\n')
+    assert read_documents(tsv) == [
+        {"id": "table.tsv:2", "text": "two\nlines", "metadata": {"source": "sep"}},
+        {"id": "table.tsv:4", "text": "A tab", "metadata": {"source": "sep"}},
+    ]
     bad = tmp_path / "bad.csv"
     bad.write_text("id,body\n1,x\n")
     with pytest.raises(SourceError, match="'text' column"):
         read_documents(bad)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("text\n\n,\n")
-    with pytest.raises(SourceError, match="empty"):
-        read_documents(empty)
+    empty = tmp_path / "empty.csv"  # an empty text is a document (issue 17 item 9)
+    empty.write_text("text,lang\n,en\n")
+    assert read_documents(empty) == [{"id": "empty.csv:2", "text": "", "metadata": {"lang": "en"}}]
 
 
 def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:

@@ -70,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: metrics see every answer, CORS answers preflights before auth,
     # auth refuses before the body is read.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, read_timeout=settings.read_timeout
+    )
     if settings.api_key is not None:
         open_paths = set(OPEN_PATHS)
         if settings.docs:

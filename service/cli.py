@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
     from index.data_dir import DataDirBusy, DataDirLock
     from service.app import create_app
     from service.config import Settings
+    from service.protocol import guarded_h11
 
     overrides = {
         key: value
@@ -93,6 +94,7 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
+        http=guarded_h11(settings.read_timeout),
     )
     return 0
 

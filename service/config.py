@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         32 * MiB, ge=1024, description="Largest request body; larger ones get 413 unread."
     )
     max_top_k: int = Field(1000, ge=1, description="Largest top_k of a query.")
+    read_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client has to send a request's head (from connecting, or from "
+        "the previous response) and each chunk of its body; slower clients are disconnected "
+        "(head) or answered 408 (body).",
+    )
     ingest_chunk: int = Field(
         1024,
         ge=1,

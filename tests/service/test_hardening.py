@@ -3,6 +3,7 @@ FAISS would crash on, collections that cannot be fitted yet, hidden folders besi
 readiness after a repair, and kernels refitted when an ingest outgrows them."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -212,3 +213,37 @@ def test_an_interrupted_cli_ingest_resumes_with_upsert_without_duplicates(tmp_pa
     assert sorted(d["id"] for d in page["documents"]) == sorted(
         f"lines.txt:{n}" for n in range(1, 601)
     )
+
+
+def test_half_sent_requests_are_cut_off_and_the_server_still_answers(tmp_path: Path) -> None:
+    """Issue 17 item 6: 1,000 connections that sent half a request were held for minutes."""
+    timeout = 2.0
+    server = LiveServer(tmp_path / "data", tmp_path / "log", read_timeout=timeout).start()
+    sockets: list[socket.socket] = []
+    try:
+        for n in range(200):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" if n % 2 else b"GE")
+            sockets.append(s)
+        stalled_body = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        stalled_body.sendall(
+            b"POST /similarity HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"pairs": '
+        )
+        started = time.monotonic()
+        closed = 0
+        for s in sockets:  # each is closed by the server: recv returns b"" (or a reset)
+            try:
+                closed += s.recv(1024) == b""
+            except ConnectionResetError:
+                closed += 1
+        waited = time.monotonic() - started
+        answer = stalled_body.recv(65536)
+        with server.client() as client:
+            assert client.get("/health").status_code == 200
+    finally:
+        for s in sockets:
+            s.close()
+        server.close()
+    assert closed == len(sockets) and waited < 6 * timeout, (closed, waited)
+    assert answer.startswith(b"HTTP/1.1 408") and b"stalled" in answer

@@ -6,6 +6,7 @@ refused (full) is 507, and only a bug is 500.
 """
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -110,9 +111,16 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path. Asks each route whether it would take the
-    request with that method (`matches`): included routers of newer FastAPI releases keep no
-    `methods` of their own, so reading that attribute gave an empty Allow."""
+    """The methods of the documented path this request's path is an instance of; of several
+    (`/documents/delete` is also `/documents/{doc_id}`), the most literal one, as routing picks
+    it. Paths outside the schema (the docs page) ask each route whether it would take the
+    request with a method: included routers of newer FastAPI releases keep no `methods`."""
+    path = request.url.path
+    paths = request.app.openapi().get("paths", {}) if request.app.openapi_url else {}
+    templates = [t for t in paths if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path)]
+    if templates:
+        template = min(templates, key=lambda t: t.count("{"))
+        return ", ".join(sorted(m.upper() for m in paths[template] if m.upper() in HTTP_METHODS))
     routes = request.app.router.routes
     allowed = [
         method

@@ -1,0 +1,72 @@
+"""The API docs pages (/docs: Swagger UI, /redoc: ReDoc) with their scripts served by the app.
+
+FastAPI's own pages load Swagger UI and ReDoc from a CDN, so they are blank offline, behind a
+firewall and in the Docker image. The assets here come from the installed `fastapi-offline`
+package (Swagger UI 5, ReDoc 2 and a favicon) and are served under /docs/assets: the pages
+reference no other host. ReDoc gets no Google fonts for the same reason.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+ASSETS_DIR = Path(str(files("fastapi_offline") / "static"))
+ASSETS_URL = "/docs/assets"
+DOCS_URL = "/docs"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
+REDOC_URL = "/redoc"
+
+
+def install(app: FastAPI) -> frozenset[str]:
+    """Serve the docs pages and their assets on `app` (made with docs_url=redoc_url=None).
+
+    Returns:
+        every path these pages need, for the API key's open paths (the pages hold no secrets).
+    """
+    assert app.openapi_url is not None, "the docs need the OpenAPI schema"
+    openapi_url = app.openapi_url
+    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
+
+    def asset(request: Request, name: str) -> str:
+        return f"{request.scope.get('root_path', '')}{ASSETS_URL}/{name}"
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
+            swagger_js_url=asset(request, "swagger-ui-bundle.js"),
+            swagger_css_url=asset(request, "swagger-ui.css"),
+            swagger_favicon_url=asset(request, "favicon.png"),
+            # no "valid" badge fetched from validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=asset(request, "redoc.standalone.js"),
+            redoc_favicon_url=asset(request, "favicon.png"),
+            with_google_fonts=False,
+        )
+
+    assets = {f"{ASSETS_URL}/{path.name}" for path in ASSETS_DIR.iterdir() if path.is_file()}
+    return frozenset({openapi_url, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL, *assets})

@@ -9,17 +9,17 @@ reference no other host. ReDoc gets no Google fonts for the same reason.
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse
 
 ASSETS_DIR = Path(str(files("fastapi_offline") / "static"))
+ASSETS = {path.name: path for path in ASSETS_DIR.iterdir() if path.is_file()}
 ASSETS_URL = "/docs/assets"
 DOCS_URL = "/docs"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
@@ -34,7 +34,6 @@ def install(app: FastAPI) -> frozenset[str]:
     """
     assert app.openapi_url is not None, "the docs need the OpenAPI schema"
     openapi_url = app.openapi_url
-    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
 
     def asset(request: Request, name: str) -> str:
         return f"{request.scope.get('root_path', '')}{ASSETS_URL}/{name}"
@@ -68,5 +67,13 @@ def install(app: FastAPI) -> frozenset[str]:
             with_google_fonts=False,
         )
 
-    assets = {f"{ASSETS_URL}/{path.name}" for path in ASSETS_DIR.iterdir() if path.is_file()}
+    @app.get(f"{ASSETS_URL}/{{name}}", include_in_schema=False)
+    def asset_file(name: str) -> FileResponse:
+        """One of the package's files, by name only (a route, not a mount: no path is joined
+        from the request, and a 405 here lists GET like any other route's)."""
+        if name not in ASSETS:
+            raise HTTPException(404, f"no docs asset {name!r}")
+        return FileResponse(ASSETS[name])
+
+    assets = {f"{ASSETS_URL}/{name}" for name in ASSETS}
     return frozenset({openapi_url, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL, *assets})

@@ -56,6 +56,15 @@ def test_docs_reference_only_local_assets(client: TestClient, page: str) -> None
 def test_docs_assets_keep_the_rest_behind_the_key(client: TestClient) -> None:
     assert client.get("/docs/assets/nothing.js").status_code == 401
     assert client.get("/collections").status_code == 401
+    refused = client.post("/docs/assets/swagger-ui.css")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET"
+
+
+def test_only_the_packaged_assets_are_served(tmp_path: Path) -> None:
+    client = TestClient(create_app(Settings(data_dir=tmp_path)))
+    for name in ("nothing.js", "..%2F__init__.py", "%2E%2E%2Fcore.py", "..%2F..%2Fapp.py"):
+        response = client.get(f"/docs/assets/{name}")
+        assert response.status_code == 404, (name, response.text[:200])
 
 
 def test_no_docs_when_they_are_off(tmp_path: Path) -> None:

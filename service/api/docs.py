@@ -35,21 +35,20 @@ def install(app: FastAPI) -> frozenset[str]:
     assert app.openapi_url is not None, "the docs need the OpenAPI schema"
     openapi_url = app.openapi_url
 
-    def asset(request: Request, name: str) -> str:
-        return f"{request.scope.get('root_path', '')}{ASSETS_URL}/{name}"
+    def local(request: Request, path: str) -> str:
+        """`path` under the request's root path (a proxy in front may mount the app below /)."""
+        return f"{request.scope.get('root_path', '')}{path}"
 
     @app.get(DOCS_URL, include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=f"{root}{openapi_url}",
+            openapi_url=local(request, openapi_url),
             title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
-            swagger_js_url=asset(request, "swagger-ui-bundle.js"),
-            swagger_css_url=asset(request, "swagger-ui.css"),
-            swagger_favicon_url=asset(request, "favicon.png"),
-            # no "valid" badge fetched from validator.swagger.io
-            swagger_ui_parameters={"validatorUrl": None},
+            oauth2_redirect_url=local(request, OAUTH2_REDIRECT_URL),
+            swagger_js_url=local(request, f"{ASSETS_URL}/swagger-ui-bundle.js"),
+            swagger_css_url=local(request, f"{ASSETS_URL}/swagger-ui.css"),
+            swagger_favicon_url=local(request, f"{ASSETS_URL}/favicon.png"),
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
         )
 
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
@@ -58,12 +57,11 @@ def install(app: FastAPI) -> frozenset[str]:
 
     @app.get(REDOC_URL, include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return get_redoc_html(
-            openapi_url=f"{root}{openapi_url}",
+            openapi_url=local(request, openapi_url),
             title=f"{app.title} - ReDoc",
-            redoc_js_url=asset(request, "redoc.standalone.js"),
-            redoc_favicon_url=asset(request, "favicon.png"),
+            redoc_js_url=local(request, f"{ASSETS_URL}/redoc.standalone.js"),
+            redoc_favicon_url=local(request, f"{ASSETS_URL}/favicon.png"),
             with_google_fonts=False,
         )
 

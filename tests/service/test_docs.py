@@ -111,3 +111,10 @@ def browse(url: str, tmp_path: Path) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_docs_behind_a_proxy_prefix_reference_assets_under_it(tmp_path: Path, page: str) -> None:
+    client = TestClient(create_app(Settings(data_dir=tmp_path)), root_path="/search")
+    urls = references(client.get(page).text)
+    assert urls and all(url.startswith("/search/") for url in urls), urls

@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from service import errors
+from service.api import docs
 from service.api.main import api_router
 from service.config import Settings
 from service.engine import Engine
@@ -59,14 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs else None,
-        redoc_url="/redoc" if settings.docs else None,
+        docs_url=None,  # service.api.docs serves the pages with local assets
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
     errors.install(app)
     app.include_router(api_router)
+    docs_paths = docs.install(app) if settings.docs else frozenset()
 
     # Added innermost first: metrics see every answer, CORS answers preflights before auth,
     # auth refuses before the body is read.
@@ -74,13 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, read_timeout=settings.read_timeout
     )
     if settings.api_key is not None:
-        open_paths = set(OPEN_PATHS)
-        if settings.docs:
-            open_paths |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
         app.add_middleware(
             AuthMiddleware,
             api_key=settings.api_key.get_secret_value(),
-            open_paths=frozenset(open_paths),
+            open_paths=frozenset(OPEN_PATHS) | docs_paths,
         )
     if settings.cors_origins:
         app.add_middleware(

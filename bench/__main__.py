@@ -1,6 +1,7 @@
 """`python -m bench <name> [--smoke] [--out DIR] ...`: run one benchmark.
 
-quality, compression, speed, peers (issue 6) and encoders are implemented; see bench/README.md.
+quality, compression, speed, peers, encoders and load measure; render rewrites the READMEs'
+tables from their result files. See bench/README.md.
 """
 
 import argparse
@@ -19,7 +20,10 @@ BENCHMARKS = {
     "peers": "bench.peers",
     "encoders": "bench.encoders",
     "load": "bench.load",
+    "render": "bench.render",
 }
+MEASURES_NOTHING = {"render"}
+"""Commands that only read result files: none of the common options apply."""
 DESCRIPTIONS = {
     "quality": "STS-B and SciFact quality of each kernel setting and k (tables + plots)",
     "compression": "bytes per vector against quality: index specs, k, re-scoring (SciFact, STS-B)",
@@ -27,6 +31,7 @@ DESCRIPTIONS = {
     "peers": "ours (HTTP and embedded) beside txtai and Chroma on SciFact, each in its own venv",
     "encoders": "encoder backends (torch, onnx, onnx-int8): speed, STS-B, agreement",
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
+    "render": "rewrite the tables of README.md and bench/README.md from bench/results/*.json",
 }
 
 
@@ -55,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="benchmark", required=True, metavar="<name>")
     for name, module in BENCHMARKS.items():
         sub = commands.add_parser(name, help=DESCRIPTIONS[name], description=DESCRIPTIONS[name])
-        _common(sub)
+        if name not in MEASURES_NOTHING:
+            _common(sub)
         if module is not None:
             importlib.import_module(module).add_arguments(sub)
     return parser
@@ -68,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logger.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     module = BENCHMARKS[args.benchmark]
     if module is None:
         print(

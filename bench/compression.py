@@ -10,7 +10,9 @@ independent exact search (numpy for the float rows, a bare FAISS SQ8 index for t
 
 import argparse
 import copy
+import dataclasses
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -99,6 +101,17 @@ def reuters(ctx: context.RunContext, n_docs: int) -> Path:
         + "\n"
     )
     log.info("Reuters compression report of %d documents in %.1f s", len(texts), seconds)
+    report.write_json(
+        ctx.out / "compression_reuters.json",
+        {
+            "documents": len(texts),
+            "store_seconds": stored,
+            "report_seconds": seconds,
+            "load_average": os.getloadavg(),
+            "rows": [dataclasses.asdict(row) for row in result.rows],
+            "independent_recall": checks,
+        },
+    )
     return report.write_text(ctx.out / "compression_reuters.md", text)
 
 
@@ -187,6 +200,18 @@ def scifact(
     )
     log.info("SciFact compression report in %.1f s", seconds)
     plot(result, out / "compression_scifact.png")
+    report.write_json(
+        out / "compression_scifact.json",
+        {
+            "smoke": smoke,
+            "documents": len(docs),
+            "queries": len(rows),
+            "candidates": candidates,
+            "seconds": seconds,
+            "load_average": os.getloadavg(),
+            "rows": [dataclasses.asdict(row) for row in result.rows],
+        },
+    )
     return report.write_text(
         out / "compression_scifact.md",
         text + "\n![nDCG@10 against bytes per vector](compression_scifact.png)\n",
@@ -236,18 +261,30 @@ def stsb(
     a, b = vectors[test.first], vectors[test.second]
     header = ["k", "float kernel", *SPECS[1:]]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    spearmans: dict[str, dict[str, float]] = {}
     for k in ks:
         kernel = WhiteningKernel(k=k).fit(vectors)
         fa, fb = kernel.transform(a), kernel.transform(b)
-        cells = [f"{100 * spearman((fa * fb).sum(axis=1), test.gold):.2f}"]
+        scores = {"float kernel": spearman((fa * fb).sum(axis=1), test.gold)}
         for spec in SPECS[1:]:
             index = VectorIndex.build(k, spec, kernel.transform(vectors), np.arange(len(vectors)))
             qa, qb = index.quantize(fa), index.quantize(fb)
-            cells.append(f"{100 * spearman((qa * qb).sum(axis=1), test.gold):.2f}")
+            scores[spec] = spearman((qa * qb).sum(axis=1), test.gold)
+        spearmans[str(k)] = scores
+        cells = [f"{100 * value:.2f}" for value in scores.values()]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     text = (
         "# STS-B through index codes\n\nSpearman × 100 on the test pairs; kernel β=γ=0 fitted "
         "on the unique sentences; each pair scored by the cosine of the index's decoded codes "
         "(`/similarity` with `codes: true`).\n\n" + "\n".join(lines) + "\n"
+    )
+    report.write_json(
+        out / "compression_stsb.json",
+        {
+            "smoke": smoke,
+            "pairs": len(test.gold),
+            "load_average": os.getloadavg(),
+            "spearman": spearmans,
+        },
     )
     return report.write_text(out / "compression_stsb.md", text)

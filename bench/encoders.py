@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write(out: os.PathLike[str], rows: list[dict], args: argparse.Namespace, n: int, calls: int):
+def table(rows: list[dict]) -> str:
+    """The Markdown table of the backends' figures (also rendered into bench/README.md)."""
     first = rows[0]["backend"]
-    table = report.markdown_table(
+    return report.markdown_table(
         [
             "backend",
             "texts/s (batch)",
@@ -98,6 +99,11 @@ def write(out: os.PathLike[str], rows: list[dict], args: argparse.Namespace, n: 
             for r in rows
         ],
     )
+
+
+def write(out: os.PathLike[str], rows: list[dict], args: argparse.Namespace, n: int, calls: int):
+    first = rows[0]["backend"]
+    table_text = table(rows)
     smoke = "**SMOKE RUN: tiny sizes, the numbers mean nothing.**\n\n" if args.smoke else ""
     text = (
         f"# Encoder backends\n\n{smoke}Bare `Encoder.encode` (no HTTP), all backends in one run "
@@ -106,7 +112,10 @@ def write(out: os.PathLike[str], rows: list[dict], args: argparse.Namespace, n: 
         f"sentence per call, {calls} calls. STS-B: Spearman × 100 of raw cosine on the test "
         f"pairs. Agreement: cosine of each Reuters vector to the {first} backend's. First load: "
         "model load, plus the ONNX export where the cache had none.\n\n"
-        f"{table}\n"
+        f"{table_text}\n"
     )
-    report.write_json(os.path.join(out, "encoders.json"), {"smoke": args.smoke, "rows": rows})
+    report.write_json(
+        os.path.join(out, "encoders.json"),
+        {"smoke": args.smoke, "load_average": os.getloadavg(), "rows": rows},
+    )
     return report.write_text(os.path.join(out, "encoders.md"), text)

@@ -365,6 +365,31 @@ def grid_json(grid: Grid) -> dict:
     }
 
 
+def grid_from_json(figures: dict) -> Grid:
+    """The Grid that `grid_json` wrote (for rendering tables from a result file)."""
+    return Grid(
+        task=figures["task"],
+        metrics=tuple(figures["metrics"]),
+        ks=tuple(figures["ks"]),
+        dimension=figures["dimension"],
+        raw=tuple(figures["raw"]),
+        ranks={float(beta): rank for beta, rank in figures["ranks"].items()},
+        rows={
+            key: {
+                int(k): Cell(
+                    tuple(cell["scores"]),
+                    cell["k_used"],
+                    cell["beta"],
+                    cell["gamma"],
+                    cell["tuning_score"],
+                )
+                for k, cell in cells.items()
+            }
+            for key, cells in figures["rows"].items()
+        },
+    )
+
+
 def _notes(grid: Grid, tuning: str) -> str:
     ranks = sorted(set(grid.ranks.values()))
     rank_text = " or ".join(str(r) for r in ranks)

@@ -1,0 +1,231 @@
+"""`python -m bench render [--check]`: the tables of README.md and bench/README.md, from results.
+
+Every table of figures in the two READMEs sits between `<!-- render: NAME -->` and
+`<!-- /render -->`, and NAME's function below rebuilds it from the committed JSON files in
+bench/results/, so no figure is typed by hand: re-rendering after a run updates them, and
+`tests/test_bench_render.py` fails when a committed table differs from what its results render.
+"""
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import peers_report, quality, report
+from bench.encoders import table as encoders_table
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "bench" / "README.md")
+BLOCK = re.compile(r"(<!-- render: ([\w-]+) -->\n)(.*?)(<!-- /render -->)", re.DOTALL)
+
+Renderer = Callable[[Path], str]
+
+
+def load(results: Path, name: str) -> Any:
+    return json.loads((results / name).read_text(encoding="utf-8"))
+
+
+# ---- the tables -------------------------------------------------------------------------------
+
+
+def stsb_summary(results: Path) -> str:
+    """README's STS-B table: the reference cells of the quality grid."""
+    grid = load(results, "quality_stsb.json")
+    rows = grid["rows"]
+
+    def cell(key: str, k: int) -> str:
+        return f"{100 * rows[key][str(k)]['scores'][0]:.2f}"
+
+    tuned = rows["tuned"]["128"]
+    return report.markdown_table(
+        ["transform", "k=384", "256", "192", "128"],
+        [
+            ["raw cosine", f"{100 * grid['raw'][0]:.2f}", None, None, None],
+            ["β=γ=0 (rotation)", cell("rotation", 384), cell("rotation", 256), None,
+             cell("rotation", 128)],
+            ["β=γ=1 (classic whitening)", None, None, None, cell("whiten", 128)],
+            ["β=γ=0.5", None, None, cell("half", 192), None],
+            [f"tuned on dev, k ≤ 128 (β={tuned['beta']:g}, γ={tuned['gamma']:g})", None, None,
+             None, cell("tuned", 128)],
+        ],
+    )  # fmt: skip
+
+
+SUMMARY_ROWS = (
+    (384, "Flat", False),
+    (128, "Flat", False),
+    (128, "Flat", True),
+    (128, "SQ8", False),
+    (128, "SQ8", True),
+    (128, "RaBitQ", False),
+    (128, "RaBitQ", True),
+    (128, "BFlat", False),
+    (128, "BFlat", True),
+    (64, "SQ8", True),
+)
+"""The rows of the SciFact compression grid that README.md shows; (128, SQ8, on) is the default."""
+
+
+def compression_summary(results: Path) -> str:
+    """README's quality-per-byte table: rows of bench/results/compression_scifact.json."""
+    rows = {(r["k"], r["index_spec"], r["rescore"]): r for r in load(results, COMPRESSION)["rows"]}
+    lines = []
+    for key in SUMMARY_ROWS:
+        row = rows[key]
+        cells = [
+            str(row["k"]),
+            row["index_spec"] + (" (uncompressed)" if key == SUMMARY_ROWS[0] else ""),
+            "on" if row["rescore"] else "off",
+            f"{row['bytes_per_vector']:.0f}",
+            f"{100 * row['recall_at_10']:.1f}",
+            f"{row['latency_ms']:.2f}",
+            f"{100 * row['metric']:.2f}",
+        ]
+        lines.append([f"**{c}**" for c in cells] if key == (128, "SQ8", True) else cells)
+    return report.markdown_table(
+        ["k", "index", "re-score", "bytes/vector", "recall@10 ×100", "ms/query", "nDCG@10 ×100"],
+        lines,
+    )
+
+
+COMPRESSION = "compression_scifact.json"
+
+
+def quality_grid(name: str, tuning_label: str) -> Renderer:
+    """bench/README's full quality table of one task, with its headline sentence."""
+
+    def render(results: Path) -> str:
+        grid = quality.grid_from_json(load(results, name))
+        return quality.grid_table(grid, tuning_label) + "\n\n" + quality.headline(grid)
+
+    return render
+
+
+SPEED_BACKENDS = ("onnx", "torch", "onnx-int8")
+
+
+def speed_backends(results: Path) -> str:
+    """bench/README's speed table: one row per backend from speed_10000_<backend>.json."""
+    rows = []
+    for backend in SPEED_BACKENDS:
+        figures = load(results, f"speed_10000_{backend}.json")
+        by_batching = {run["batching"]: run for run in figures["runs"]}
+        off = by_batching.get("off") or figures["runs"][0]
+        on = by_batching.get("2 ms")
+        bare, ingest = figures["bare"]["docs_per_second"], figures["ingest"]["docs_per_second"]
+
+        def per_clients(run: dict[str, Any]) -> str:
+            return " / ".join(f"{level['queries_per_second']:.0f}" for level in run["concurrent"])
+
+        ratio = "–"
+        if on is not None:
+            on_16, off_16 = (run["concurrent"][-1]["queries_per_second"] for run in (on, off))
+            ratio = f"{on_16 / off_16:.2f}"
+        rows.append(
+            [
+                f"`{backend}`" + (" (default)" if backend == "onnx" else ""),
+                f"{bare:.0f}",
+                f"{ingest:.0f}",
+                f"{ingest / bare:.2f}",
+                f"{off['single']['wall_ms']['p50']:.1f} / {off['single']['wall_ms']['p95']:.1f}",
+                off["batching"],
+                per_clients(off),
+                "–" if on is None else per_clients(on),
+                ratio,
+                f"{figures['load_average_start'][0]:.1f}",
+            ]
+        )
+    return report.markdown_table(
+        [
+            "backend",
+            "bare `encode` docs/s",
+            "service ingest docs/s",
+            "× bare",
+            "one query over HTTP, p50 / p95 ms",
+            "query batching",
+            "q/s at 1 / 4 / 16 clients",
+            "same, 2 ms batching",
+            "16 clients, on ÷ off",
+            "load average at start",
+        ],
+        rows,
+    )
+
+
+def encoders(results: Path) -> str:
+    figures = load(results, "encoders.json")
+    return encoders_table(figures["rows"])
+
+
+def peers(results: Path) -> str:
+    return peers_report.tables(load(results, "peers.json"))
+
+
+RENDERERS: dict[str, Renderer] = {
+    "stsb-summary": stsb_summary,
+    "compression-summary": compression_summary,
+    "quality-stsb": quality_grid("quality_stsb.json", "dev"),
+    "quality-scifact": quality_grid("quality_scifact.json", "train"),
+    "speed-backends": speed_backends,
+    "encoders": encoders,
+    "peers": peers,
+}
+
+
+# ---- the documents ----------------------------------------------------------------------------
+
+
+def render(text: str, results: Path) -> str:
+    """`text` with every render block rebuilt from `results`; an unknown name is an error."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise KeyError(f"unknown render block {name!r}: pick from {sorted(RENDERERS)}")
+        return match.group(1) + RENDERERS[name](results).rstrip("\n") + "\n" + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def blocks(text: str) -> list[str]:
+    """The names of the render blocks in `text`, in order."""
+    return [match.group(2) for match in BLOCK.finditer(text)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results", type=Path, default=report.RESULTS_DIR, help="folder of the result files"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when a README table differs from its results",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    results = args.results
+    stale = 0
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        rendered = render(text, results)
+        if rendered == text:
+            continue
+        if args.check:
+            stale += 1
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    rendered.splitlines(keepends=True),
+                    str(path),
+                    f"{path} (rendered)",
+                )
+            )
+        else:
+            path.write_text(rendered, encoding="utf-8")
+            print(f"rendered {path.relative_to(REPOSITORY)}")
+    return 1 if stale else 0

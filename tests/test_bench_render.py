@@ -1,0 +1,38 @@
+"""The READMEs' tables are what `python -m bench render` makes of the committed result files."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import render
+from bench.report import RESULTS_DIR
+
+
+@pytest.mark.parametrize("document", render.DOCUMENTS, ids=lambda path: path.name)
+def test_committed_tables_equal_their_render(document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
+    assert render.blocks(text), f"{document} has no render blocks"
+    assert render.render(text, RESULTS_DIR) == text, (
+        f"a table in {document} differs from bench/results: run `python -m bench render` "
+        "(or `python -m bench render --check` to see the difference)"
+    )
+
+
+def test_a_changed_result_changes_the_table(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS_DIR, results)
+    path = results / "quality_stsb.json"
+    figures = json.loads(path.read_text(encoding="utf-8"))
+    figures["raw"][0] = 0.5
+    path.write_text(json.dumps(figures), encoding="utf-8")
+    readme = render.DOCUMENTS[0].read_text(encoding="utf-8")
+    rendered = render.render(readme, results)
+    assert rendered != readme
+    assert "| raw cosine | 50.00 |" in rendered
+
+
+def test_an_unknown_block_is_refused() -> None:
+    with pytest.raises(KeyError, match="unknown render block 'nope'"):
+        render.render("<!-- render: nope -->\n| a |\n<!-- /render -->\n", RESULTS_DIR)

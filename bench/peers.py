@@ -1,16 +1,18 @@
-"""Peers benchmark: ours beside txtai and Chroma on SciFact, same corpus, queries and model.
+"""Peers benchmark: ours beside txtai and Chroma on SciFact, each on its own defaults.
 
 Every system runs in its own process and is measured the same way: ingest documents/s (encoding
 included, until the documents are on disk), latency of one query at a time (encoding included),
 peak resident memory of that process, bytes of its directory per document, and nDCG@10 of the
-rankings it returns, scored here by `index.metrics`. Ours is the real HTTP service
-(`bench.live.LiveServer`), ingested once at k=d (Flat, no re-scoring) and refitted, without
-re-encoding, to the β, γ, k ≤ 128 that its tune route picks on the train queries (SQ8, re-scoring);
-then the same collection is queried in process, without HTTP. txtai and Chroma run in their own
-virtual environments under bench/.peers/ (`--setup` creates them) through the drivers in
-bench/drivers/; a peer without one is skipped, and the report says how to create it.
-`--requery DIR` skips the ingests and queries the directories a `--keep` run left, so the
-latency column can be measured again when the machine is quiet.
+rankings it returns, scored here by `index.metrics`. Each system is measured `--repeats` times,
+interleaved (ours, txtai, Chroma, ours, ...), each time from an empty directory, with the load
+average recorded when it starts; `bench.peers_report` renders medians and spreads.
+
+Ours is the real HTTP service (`bench.live.LiveServer`) on its defaults (onnx encoder, k=128, SQ8,
+candidates re-scored by raw cosine), then refitted without re-encoding to k=d, Flat, no
+re-scoring (exact cosine), then that collection is queried in process (the service's Engine, no
+HTTP). txtai and Chroma run in their own virtual environments under bench/.peers/ (`--setup`
+creates them) through the drivers in bench/drivers/; a peer without one is skipped, and the
+report says how to create it.
 """
 
 import argparse
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench import data, report
+from bench import chroma_model, data, peers_report, report
 from bench.live import LiveServer, wait_job
 from index.collection import disk_bytes
 from index.encoder import bundled_model_path
@@ -52,7 +54,9 @@ CHUNK = 1024
 TOP_K = 10
 WARMUP = 3
 """Untimed queries before each timed pass: first calls pay for lazy loading."""
-MAX_K = 128
+POLL_SECONDS = 0.5
+"""How often the ingest job is polled: at 50 ms the polling itself slowed the server's encoding."""
+REPEATS = 3
 COLLECTION = "scifact"
 SMOKE_DOCS = 150
 SMOKE_QUERIES = 20
@@ -66,9 +70,15 @@ class Peer:
     name: str
     requirements: tuple[str, ...]
     driver: str
+    chroma_model: bool = False
+    """Runs with HOME set to its own folder, where `--setup` puts the ONNX model files that Chroma's
+    default embedding function would download (bench.chroma_model)."""
 
     def home(self, peers_dir: Path) -> Path:
         return peers_dir / self.name
+
+    def user_home(self, peers_dir: Path) -> Path:
+        return self.home(peers_dir) / "home"
 
     def python(self, peers_dir: Path) -> Path:
         return self.home(peers_dir) / "bin" / "python"
@@ -84,6 +94,11 @@ class Peer:
             state = "has no virtual environment"
         elif stamp.read_text(encoding="utf-8") != self.stamp():
             state = "has a virtual environment with other versions"
+        elif (
+            self.chroma_model
+            and not (chroma_model.model_folder(self.user_home(peers_dir)) / "model.onnx").is_file()
+        ):
+            state = "lacks the ONNX files of its default embedding function"
         else:
             return None
         where = "" if peers_dir == PEERS_DIR else f" --peers-dir {peers_dir}"
@@ -95,7 +110,7 @@ class Peer:
 
 PEERS = (
     Peer("txtai", ("txtai==9.14.0", "faiss-cpu==1.15.1", "sentence-transformers==6.2.0"), "txtai"),
-    Peer("chroma", ("chromadb==1.5.9", "sentence-transformers==6.2.0"), "chroma"),
+    Peer("chroma", ("chromadb==1.5.9",), "chroma", chroma_model=True),
 )
 SYSTEMS = ("ours", *(peer.name for peer in PEERS))
 
@@ -117,14 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--docs", type=int, help="first N documents (a subset keeping judgments)")
     parser.add_argument("--queries", type=int, help="first N judged test queries")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help=f"passes of each system, interleaved (default {REPEATS}; 1 with --smoke)",
+    )
     parser.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help=f"default {PEERS_DIR}")
     parser.add_argument("--keep", action="store_true", help="keep the systems' directories")
-    parser.add_argument(
-        "--requery",
-        type=Path,
-        metavar="DIR",
-        help="no ingest: query again the directories a --keep run left in DIR (latency re-pass)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,32 +154,51 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else report.RESULTS_DIR
     root = Path(args.data) if args.data else data.data_dir()
     bench = Bench.load(root, args)
-    work = args.requery or Path(tempfile.mkdtemp(prefix="bench-peers-"))
+    repeats = args.repeats or (1 if args.smoke else REPEATS)
+    skipped: list[str] = []
+    for peer in peers:
+        reason = peer.missing(args.peers_dir)
+        if reason is not None:
+            log.warning("%s", reason)
+            skipped.append(reason)
+    runnable = [peer for peer in peers if peer.missing(args.peers_dir) is None]
+    work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
+    results: list[Result] = []
     try:
-        results: list[Result] = []
-        skipped: list[str] = []
-        if "ours" in systems:
-            results += ours(bench, work, args)
-        for peer in peers:
-            reason = peer.missing(args.peers_dir)
-            if reason is not None:
-                log.warning("%s", reason)
-                skipped.append(reason)
-                continue
-            try:
-                results += drive_peer(bench, peer, work, args)
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the others still count
-                log.error("%s failed: %s", peer.name, exc)
-                lines = str(exc).strip().splitlines() or [type(exc).__name__]
-                skipped.append(f"{peer.name} failed: {lines[0]} … {lines[-1]}")
+        for repetition in range(1, repeats + 1):
+            if "ours" in systems:
+                results += timed_run(repetition, "ours", lambda w: ours(bench, w, args), work)
+            for peer in list(runnable):
+                try:
+                    results += timed_run(
+                        repetition, peer.name, lambda w, p=peer: drive_peer(bench, p, w, args), work
+                    )
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the others still count
+                    log.error("%s failed: %s", peer.name, exc)
+                    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+                    skipped.append(f"{peer.name} failed: {lines[0]} … {lines[-1]}")
+                    runnable.remove(peer)
         bench.loads.append(os.getloadavg())
-        write(bench, results, skipped, out)
+        write(bench, results, skipped, out, repeats)
     finally:
-        if args.keep or args.requery:
+        if args.keep:
             log.info("directories kept in %s", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def timed_run(
+    repetition: int, name: str, measure: Callable[[Path], list["Result"]], work: Path
+) -> list["Result"]:
+    """One system's pass from an empty directory, with the load average when it started."""
+    load = os.getloadavg()
+    (work / f"{name}-{repetition}").mkdir(parents=True)
+    log.info("pass %d: %s (load average %.2f)", repetition, name, load[0])
+    results = measure(work / f"{name}-{repetition}")
+    for result in results:
+        result.repetition, result.run, result.load_average_start = repetition, name, load
+    return results
 
 
 # ---- the environments ---------------------------------------------------------------------------
@@ -198,6 +231,9 @@ def setup(peer: Peer, peers_dir: Path) -> None:
             f"the CPU build of {TORCH} is needed (set PIP_FIND_LINKS to where its wheel is), "
             "delete the folder and run --setup again"
         )
+    if peer.chroma_model:
+        folder = chroma_model.export(Path(bundled_model_path()), peer.user_home(peers_dir))
+        log.info("%s: its default embedding function's files are in %s", peer.name, folder)
     (home / ".installed").write_text(peer.stamp(), encoding="utf-8")
     log.info("%s: ready (torch %s)", peer.name, torch)
 
@@ -215,9 +251,7 @@ class Bench:
     smoke: bool
     model: str
     model_name: str
-    batch_size: int
     loads: list[tuple[float, float, float]] = field(default_factory=list)
-    requery: Path | None = None
 
     @classmethod
     def load(cls, root: Path, args: argparse.Namespace) -> "Bench":
@@ -233,9 +267,7 @@ class Bench:
             smoke=args.smoke,
             model=str(args.model or bundled_model_path()),
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
-            batch_size=args.batch_size,
             loads=[os.getloadavg()],
-            requery=args.requery,
         )
 
     def write_documents(self, path: Path) -> Path:
@@ -243,14 +275,6 @@ class Bench:
             for doc_id, text in zip(self.beir.doc_ids, self.beir.documents, strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}) + "\n")
         return path
-
-    def train_queries(self) -> list[dict[str, Any]]:
-        """The judged train queries in the tune route's form."""
-        rows, judgments = self.beir.judged("train")
-        return [
-            {"text": self.beir.queries[i], "relevant": {d: g for d, g in j.items() if g > 0}}
-            for i, j in zip(rows, judgments, strict=True)
-        ]
 
 
 # ---- one row of the table ---------------------------------------------------------------------
@@ -270,12 +294,18 @@ class Result:
     ingest_seconds: float | None = None
     ndcg: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    repetition: int = 0
+    run: str = ""
+    load_average_start: tuple[float, float, float] | None = None
 
     def figures(self) -> dict[str, Any]:
         ms = 1000 * np.asarray(self.seconds)
         return {
             "system": self.system,
             "setting": self.setting,
+            "repetition": self.repetition,
+            "run": self.run,
+            "load_average_start": self.load_average_start,
             "documents": self.documents,
             "queries": len(self.seconds),
             "ingest_seconds": self.ingest_seconds,
@@ -303,64 +333,50 @@ def score(bench: Bench, result: Result) -> Result:
 
 
 def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
-    """The service over HTTP at k=d (Flat, no re-scoring) and tuned k ≤ 128; then embedded."""
+    """The service over HTTP on its defaults, then refitted to exact cosine; then embedded."""
     data_dir = work / "ours"
-    settings = server_settings(bench, args)
-    logged = work / ("requery-server.log" if args.requery else "server.log")
-    server = LiveServer(data_dir, logged, inherit_settings=True, **settings)
+    settings = {"model": args.model} if args.model else {}
+    server = LiveServer(data_dir, work / "server.log", inherit_settings=True, **settings)
     passed_on = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k != data.ENV_VAR)
     log.info("ours: starting the server (passing on %s)", passed_on or "no settings")
     server.start()
     try:
         with server.client(timeout=600) as client:
-            plain, tuned = _serve(bench, client, data_dir, ingest=not args.requery)
+            default, exact = _serve(bench, client, data_dir)
         rss = server.peak_rss()
         server.stop()
     finally:
         server.close()
-    for result in (plain, tuned):
+    for result in (default, exact):
         result.peak_rss_bytes = rss
-        result.notes["server_settings"] = settings
         result.notes["server_settings_passed_on"] = passed_on
     job = {"workdir": str(data_dir), "collection": COLLECTION, "documents": None}
     env = server.env() | {f"{ENV_PREFIX}DATA_DIR": str(data_dir)}
     figures = run_driver(bench, "embedded", sys.executable, job, work, env)
+    setting = figures["settings"][0]
     embedded = score(
         bench,
         Result(
             system="ours, embedded (Engine in process, no HTTP)",
-            setting=tuned.setting,
+            setting=exact.setting,
             documents=len(bench.beir.doc_ids),
-            rankings=figures["settings"][0]["rankings"],
-            seconds=figures["settings"][0]["seconds"],
+            rankings=setting["rankings"],
+            seconds=setting["seconds"],
             peak_rss_bytes=figures["peak_rss_bytes"],
             disk_bytes=None,
-            notes={"versions": figures["versions"]},
+            notes={"versions": figures["versions"], **setting.get("inner", {})},
         ),
     )
-    same = sum(a == b for a, b in zip(embedded.rankings, tuned.rankings, strict=True))
-    embedded.notes["same_rankings_as_http"] = same / len(tuned.rankings)
-    return [plain, tuned, embedded]
+    same = sum(a == b for a, b in zip(embedded.rankings, exact.rankings, strict=True))
+    embedded.notes["same_rankings_as_http"] = same / len(exact.rankings)
+    return [default, exact, embedded]
 
 
-def server_settings(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    """The service's settings for this run: its defaults (the onnx encoder backend, as users get
-    it; WHITENED_SEARCH_BACKEND=torch runs sentence-transformers, as the peers do)."""
-    settings: dict[str, Any] = {"batch_size": bench.batch_size, "ingest_chunk": CHUNK}
-    if args.model:
-        settings["model"] = args.model
-    return settings
-
-
-def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, int]:
-    """Create the collection at k = d (Flat, no re-scoring) and ingest every document in one
-    background job; its seconds (until done: fit and index included) and d."""
-    # The model's dimension d, from a collection created with the server's defaults.
+def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, dict[str, Any]]:
+    """Create the collection with the server's defaults and ingest every document in one
+    background job, polled every POLL_SECONDS; its seconds (until done: fit and index included)
+    and the collection's description."""
     _check(client.post("/collections", json={"name": COLLECTION}))
-    dimension = _check(client.get(f"/collections/{COLLECTION}"))["dimension"]
-    _check(client.delete(f"/collections/{COLLECTION}"))
-    create = {"name": COLLECTION, "k": dimension, "index_spec": "Flat", "rescore": False}
-    _check(client.post("/collections", json=create))
     documents = [
         {"id": doc_id, "text": text}
         for doc_id, text in zip(bench.beir.doc_ids, bench.beir.documents, strict=True)
@@ -371,7 +387,7 @@ def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, int]:
     accepted = _check(
         client.post(f"/collections/{COLLECTION}/ingest", json={"documents": documents})
     )
-    job = wait_job(client, accepted["job"]["id"], timeout=3600)
+    job = wait_job(client, accepted["job"]["id"], timeout=3600, interval=POLL_SECONDS)
     ingest_seconds = time.perf_counter() - started
     if job["state"] != "done":
         raise RuntimeError(f"ours: ingest job failed: {job}")
@@ -380,49 +396,29 @@ def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, int]:
         report.format_seconds(ingest_seconds),
         n / ingest_seconds,
     )
-    return ingest_seconds, dimension
+    return ingest_seconds, _check(client.get(f"/collections/{COLLECTION}"))
 
 
-def _serve(
-    bench: Bench, client: httpx.Client, data_dir: Path, ingest: bool
-) -> tuple[Result, Result]:
-    if ingest:
-        ingest_seconds, dimension = _ingest(bench, client)
-    else:  # a kept collection: back to the plain setting, from the stored raw vectors
-        ingest_seconds = None
-        dimension = _check(client.get(f"/collections/{COLLECTION}"))["dimension"]
-        plain = {"beta": 0, "gamma": 0, "k": dimension, "index_spec": "Flat", "rescore": False}
-        _check(client.post(f"/collections/{COLLECTION}/fit", json=plain))
-    plain = _query_pass(bench, client, f"k={dimension} (rotation only), Flat, no re-scoring")
-    plain.ingest_seconds = ingest_seconds
-    plain.disk_bytes = disk_bytes(data_dir / COLLECTION)
-
-    log.info("ours: tuning β, γ, k ≤ %d on %d train queries", MAX_K, len(bench.train_queries()))
+def _serve(bench: Bench, client: httpx.Client, data_dir: Path) -> tuple[Result, Result]:
+    ingest_seconds, info = _ingest(bench, client)
+    described = f"service defaults: k={info['k']}, {info['settings']['index_spec']}, " + (
+        "candidates re-scored by raw cosine" if info["settings"]["rescore"] else "no re-scoring"
+    )
+    default = _query_pass(bench, client, described)
+    default.ingest_seconds = ingest_seconds
+    default.disk_bytes = disk_bytes(data_dir / COLLECTION)
+    exact = {"beta": 0, "gamma": 0, "k": info["dimension"], "index_spec": "Flat", "rescore": False}
     started = time.perf_counter()
-    tune = {"queries": bench.train_queries(), "max_k": MAX_K, "apply": False}
-    best = _check(client.post(f"/collections/{COLLECTION}/tune", json=tune))["best"]
-    tune_seconds = time.perf_counter() - started
-    refit = {
-        **{key: best[key] for key in ("beta", "gamma", "k")},
-        "index_spec": "SQ8",
-        "rescore": True,
-    }
-    started = time.perf_counter()
-    _check(client.post(f"/collections/{COLLECTION}/fit", json=refit))
-    fit_seconds = time.perf_counter() - started
-    tuned = _query_pass(
+    _check(client.post(f"/collections/{COLLECTION}/fit", json=exact))
+    refit_seconds = time.perf_counter() - started
+    refitted = _query_pass(
         bench,
         client,
-        f"tuned β={best['beta']:g}, γ={best['gamma']:g}, k={best['k']}, SQ8, re-scoring",
+        f"refitted (no re-encoding) to k={info['dimension']}, Flat, no re-scoring: exact cosine",
     )
-    tuned.disk_bytes = disk_bytes(data_dir / COLLECTION)
-    tuned.notes.update(
-        tune_seconds=tune_seconds,
-        tune_train_ndcg_at_10=best["score"],
-        refit_seconds=fit_seconds,
-        refit="same documents, no re-encoding: POST /fit from the stored raw vectors",
-    )
-    return score(bench, plain), score(bench, tuned)
+    refitted.disk_bytes = disk_bytes(data_dir / COLLECTION)
+    refitted.notes["refit_seconds"] = refit_seconds
+    return score(bench, default), score(bench, refitted)
 
 
 def _query_pass(bench: Bench, client: httpx.Client, setting: str) -> Result:
@@ -448,7 +444,7 @@ def _query_pass(bench: Bench, client: httpx.Client, setting: str) -> Result:
         seconds=seconds,
         peak_rss_bytes=None,
         disk_bytes=None,
-        notes={"server_encode_ms_p50": encode_ms, "server_search_ms_p50": search_ms},
+        notes={"encode_ms_p50": encode_ms, "search_ms_p50": search_ms},
     )
 
 
@@ -465,19 +461,15 @@ def _check(response: httpx.Response) -> Any:
 
 
 def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -> list[Result]:
-    """Ingest, query and measure one peer in its own environment, from a fresh directory (with
-    --requery: only query the directory a kept run left)."""
+    """Ingest, query and measure one peer in its own environment, from a fresh directory."""
     workdir = work / peer.name
-    documents = work / "documents.jsonl"
-    if args.requery:
-        job: dict[str, Any] = {"workdir": str(workdir), "documents": None}
-        log.info("%s: querying %s again", peer.name, workdir)
-    else:
-        if not documents.is_file():
-            bench.write_documents(documents)
-        job = {"workdir": str(workdir), "documents": str(documents)}
-        log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
-    figures = run_driver(bench, peer.driver, str(peer.python(args.peers_dir)), job, work)
+    documents = bench.write_documents(work.parent / "documents.jsonl")
+    job: dict[str, Any] = {"workdir": str(workdir), "documents": str(documents)}
+    log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
+    env = dict(os.environ)
+    if peer.chroma_model:
+        env["HOME"] = str(peer.user_home(args.peers_dir))
+    figures = run_driver(bench, peer.driver, str(peer.python(args.peers_dir)), job, work, env)
     size = disk_bytes(workdir)
     results = []
     for setting in figures["settings"]:
@@ -511,13 +503,13 @@ def run_driver(
     """Run bench/drivers/<driver>_driver.py with `python` on a job; its result, or why it failed."""
     job = {
         "model": bench.model,
-        "batch_size": bench.batch_size,
         "chunk": CHUNK,
         "top_k": TOP_K,
         "warmup": WARMUP,
         "queries": bench.queries,
         **job,
     }
+    work.mkdir(parents=True, exist_ok=True)
     job_path, result_path = work / f"{driver}-job.json", work / f"{driver}-result.json"
     job_path.write_text(json.dumps(job), encoding="utf-8")
     env = {
@@ -540,94 +532,27 @@ def run_driver(
     return json.loads(result_path.read_text(encoding="utf-8"))
 
 
-# ---- the report ---------------------------------------------------------------------------------
+# ---- the result file ---------------------------------------------------------------------------
 
 
-def write(bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: Path) -> Path:
-    figures = [result.figures() for result in results]
-    rows = []
-    for row in figures:
-        docs_per_s = row["ingest_docs_per_s"]
-        rows.append(
-            [
-                row["system"],
-                row["setting"],
-                "—" if docs_per_s is None else f"{docs_per_s:.1f}",
-                f"{row['query_ms_p50']:.1f} / {row['query_ms_p95']:.1f}",
-                "—" if row["peak_rss_mib"] is None else f"{row['peak_rss_mib']:.0f}",
-                "—" if row["disk_bytes_per_doc"] is None else f"{row['disk_bytes_per_doc']:.0f}",
-                f"{100 * row['ndcg_at_10']:.2f}",
-            ]
-        )
-    header = [
-        "system",
-        "setting",
-        "ingest docs/s",
-        "query p50 / p95 ms",
-        "peak RSS MiB",
-        "disk bytes/doc",
-        "nDCG@10 ×100",
-    ]
-    first, last = bench.loads[0], bench.loads[-1]
-    lines = [
-        "# Peers on SciFact"
-        + (" (SMOKE RUN: numbers not meaningful)" if bench.smoke else "")
-        + (f" (re-query of {bench.requery}: no ingest)" if bench.requery else ""),
-        "",
-        f"{len(bench.beir.doc_ids)} documents (title + text), {len(bench.queries)} judged test "
-        f"queries, one at a time, top {TOP_K}; model {bench.model_name}, encoder batch "
-        f"{bench.batch_size}, ingest chunks of {CHUNK}. Load average at start "
-        f"{first[0]:.2f} / {first[1]:.2f} / {first[2]:.2f}, at end "
-        f"{last[0]:.2f} / {last[1]:.2f} / {last[2]:.2f} (1 / 5 / 15 min) on {os.cpu_count()} "
-        f"cores; {time.strftime('%Y-%m-%d %H:%M')}.",
-        "",
-        report.markdown_table(header, rows),
-        "",
-    ]
-    lines += [f"- {note}" for note in _notes(figures)]
-    lines += [f"- {reason}" for reason in skipped]
-    report.write_json(
-        out / "peers.json",
-        {
-            "smoke": bench.smoke,
-            "requery": None if bench.requery is None else str(bench.requery),
-            "documents": len(bench.beir.doc_ids),
-            "queries": len(bench.queries),
-            "batch_size": bench.batch_size,
-            "chunk": CHUNK,
-            "load_average": bench.loads,
-            "cores": os.cpu_count(),
-            "rows": figures,
-            "skipped": list(skipped),
-        },
+def write(
+    bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: Path, repeats: int
+) -> Path:
+    """peers.json (every pass) and peers.md (rendered from it by bench.peers_report)."""
+    figures = {
+        "smoke": bench.smoke,
+        "documents": len(bench.beir.doc_ids),
+        "queries": len(bench.queries),
+        "repeats": repeats,
+        "chunk": CHUNK,
+        "model": bench.model_name,
+        "cores": os.cpu_count(),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": bench.loads,
+        "rows": [result.figures() for result in results],
+        "skipped": list(skipped),
+    }
+    report.write_json(out / "peers.json", figures)
+    return report.write_text(
+        out / "peers.md", "# Peers on SciFact\n\n" + peers_report.tables(figures)
     )
-    return report.write_text(out / "peers.md", "\n".join(lines))
-
-
-def _notes(figures: Sequence[dict[str, Any]]) -> list[str]:
-    notes = []
-    for row in figures:
-        if "refit_seconds" in row:
-            notes.append(
-                f"{row['system']}, {row['setting']}: the same collection, refitted in "
-                f"{row['refit_seconds']:.1f} s without re-encoding (tune route on the train "
-                f"queries: {row['tune_seconds']:.0f} s, train nDCG@10 "
-                f"{100 * row['tune_train_ndcg_at_10']:.2f}); its RSS is the server's peak over "
-                "both settings."
-            )
-        if "server_encode_ms_p50" in row:
-            notes.append(
-                f"{row['system']}, {row['setting']}: inside the server, encoding "
-                f"{row['server_encode_ms_p50']:.1f} ms and search {row['server_search_ms_p50']:.2f}"
-                " ms per query (median, Server-Timing); the rest is HTTP."
-            )
-        if "same_rankings_as_http" in row:
-            notes.append(
-                f"{row['system']}: the server's collection opened in process after the server "
-                f"stopped; {100 * row['same_rankings_as_http']:.0f} % of its rankings equal the "
-                "HTTP ones; RSS is that process's peak (model, collection, queries; no ingest)."
-            )
-        if "versions" in row and "same_rankings_as_http" not in row:
-            versions = ", ".join(f"{k} {v}" for k, v in row["versions"].items())
-            notes.append(f"{row['system']}, {row['setting']}: {versions}.")
-    return list(dict.fromkeys(notes))

@@ -9,6 +9,7 @@ bench/results/, so no figure is typed by hand: re-rendering after a run updates 
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -72,7 +73,8 @@ SUMMARY_ROWS = (
 
 def compression_summary(results: Path) -> str:
     """README's quality-per-byte table: rows of bench/results/compression_scifact.json."""
-    rows = {(r["k"], r["index_spec"], r["rescore"]): r for r in load(results, COMPRESSION)["rows"]}
+    figures = load(results, COMPRESSION)
+    rows = {(r["k"], r["index_spec"], r["rescore"]): r for r in figures["rows"]}
     lines = []
     for key in SUMMARY_ROWS:
         row = rows[key]
@@ -86,9 +88,21 @@ def compression_summary(results: Path) -> str:
             f"{100 * row['metric']:.2f}",
         ]
         lines.append([f"**{c}**" for c in cells] if key == (128, "SQ8", True) else cells)
-    return report.markdown_table(
+    table = report.markdown_table(
         ["k", "index", "re-score", "bytes/vector", "recall@10 ×100", "ms/query", "nDCG@10 ×100"],
         lines,
+    )
+    load_average = figures["load_average"][0]
+    cores = os.cpu_count()
+    return (
+        f"{table}\n\nLoad average {load_average:.1f} at the end of the run "
+        f"(`bench/results/{COMPRESSION}`)"
+        + (
+            f": **above the machine's {cores} cores, so the ms/query column is mostly waiting "
+            "for the CPU**; the quality columns do not depend on the load."
+            if cores and load_average > cores
+            else "."
+        )
     )
 
 

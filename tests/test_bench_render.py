@@ -10,7 +10,9 @@ from bench import render
 from bench.report import RESULTS_DIR
 
 
-@pytest.mark.parametrize("document", render.DOCUMENTS, ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "document", render.DOCUMENTS, ids=lambda path: str(path.relative_to(render.REPOSITORY))
+)
 def test_committed_tables_equal_their_render(document: Path) -> None:
     text = document.read_text(encoding="utf-8")
     assert render.blocks(text), f"{document} has no render blocks"

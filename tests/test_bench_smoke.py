@@ -136,19 +136,20 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     figures = json.loads((tmp_path / "peers.json").read_text(encoding="utf-8"))
     table = (tmp_path / "peers.md").read_text(encoding="utf-8")
     assert "SMOKE RUN" in table and "| system | setting | ingest docs/s |" in table
-    rows = {(row["system"], row["setting"].split(",")[0]): row for row in figures["rows"]}
-    plain = rows["ours, HTTP service", "k=384 (rotation only)"]
+    assert figures["repeats"] == 1 and figures["load_average"]
     ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
-    tuned = next(row for row in ours if row["setting"].startswith("tuned"))
-    embedded = rows["ours, embedded (Engine in process, no HTTP)", tuned["setting"].split(",")[0]]
-    assert plain["documents"] == 150 and plain["queries"] == figures["queries"] >= 10
-    assert plain["ingest_docs_per_s"] > 0 and tuned["refit_seconds"] > 0
-    assert 0.3 < plain["ndcg_at_10"] <= 1.0 and 0.3 < tuned["ndcg_at_10"] <= 1.0
-    # The refit swaps the Flat index (4·d bytes a vector) for SQ8 codes of k ≤ 128 bytes.
-    assert tuned["disk_bytes_per_doc"] < plain["disk_bytes_per_doc"]
-    assert embedded["same_rankings_as_http"] == 1.0
-    assert embedded["ndcg_at_10"] == tuned["ndcg_at_10"]
-    assert plain["peak_rss_mib"] > 100 and embedded["peak_rss_mib"] > 100
+    default = next(row for row in ours if row["setting"].startswith("service defaults"))
+    exact = next(row for row in ours if "exact cosine" in row["setting"])
+    embedded = next(row for row in figures["rows"] if row["system"].startswith("ours, embedded"))
+    assert default["documents"] == 150 and default["queries"] == figures["queries"] >= 10
+    assert default["ingest_docs_per_s"] > 0 and exact["refit_seconds"] > 0
+    assert all(row["load_average_start"] and row["repetition"] == 1 for row in ours)
+    assert 0.3 < default["ndcg_at_10"] <= 1.0 and 0.3 < exact["ndcg_at_10"] <= 1.0
+    # The refit swaps SQ8 codes of k=128 bytes for the Flat index (4·d bytes a vector).
+    assert exact["disk_bytes_per_doc"] > default["disk_bytes_per_doc"]
+    assert embedded["same_rankings_as_http"] == 1.0 and embedded["setting"] == exact["setting"]
+    assert embedded["ndcg_at_10"] == exact["ndcg_at_10"] and embedded["encode_ms_p50"] > 0
+    assert default["peak_rss_mib"] > 100 and embedded["peak_rss_mib"] > 100
     for peer in PEERS:
         reason = peer.missing(PEERS_DIR)
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
@@ -157,9 +158,9 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
             continue
         assert measured and measured[0]["ingest_docs_per_s"] > 0
         assert measured[0]["disk_bytes_per_doc"] > 0 and measured[0]["peak_rss_mib"] > 100
-        # Same documents, queries and model: exact search agrees with ours at k=d.
-        exact = [row for row in measured if "exact" in row["setting"] or peer.name == "chroma"]
-        assert exact[-1]["ndcg_at_10"] == pytest.approx(plain["ndcg_at_10"], abs=0.02)
+        # Same documents, queries and model (each run its own way): exact search agrees with ours.
+        peer_exact = [row for row in measured if "exact" in row["setting"] or peer.name == "chroma"]
+        assert peer_exact[-1]["ndcg_at_10"] == pytest.approx(exact["ndcg_at_10"], abs=0.02)
 
 
 def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ A driver script (`txtai_driver.py`, ...) defines a `System` and calls `main`. It
 standard library, this module and the system itself: nothing of the project. The bench writes the
 job, reads the result and does all the scoring, so every system is measured by the same code.
 
-job.json: {"model": path, "batch_size", "chunk", "top_k", "warmup", "workdir",
+job.json: {"model": path, "chunk", "top_k", "warmup", "workdir",
            "documents": path of a JSONL of {"id", "text"} or null (no ingest), "queries": [text]}
 result.json: {"load_seconds", "ingest_seconds", "documents", "settings": [{"setting", "seconds",
-              "rankings"}], "peak_rss_bytes", "versions"}
+              "rankings", "inner"}], "peak_rss_bytes", "versions"}
 """
 
 import json
@@ -46,6 +46,10 @@ class System(ABC):
         """Configure each search-time setting in turn and yield its description."""
         yield "default"
 
+    def inner(self) -> dict[str, float]:
+        """Timings the system reports about its own queries (none by default)."""
+        return {}
+
 
 def main(build: Callable[[Job], System]) -> None:
     job_path, result_path = sys.argv[1:3]
@@ -66,7 +70,12 @@ def main(build: Callable[[Job], System]) -> None:
             rankings.append(system.search(text, top_k))
             seconds.append(time.perf_counter() - begun)
         result["settings"].append(
-            {"setting": description, "seconds": seconds, "rankings": rankings}
+            {
+                "setting": description,
+                "seconds": seconds,
+                "rankings": rankings,
+                "inner": system.inner(),
+            }
         )
     usage = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

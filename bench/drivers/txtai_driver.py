@@ -1,7 +1,11 @@
-"""txtai's `Embeddings` with the FAISS backend, as its documentation sets it up, texts stored.
+"""txtai's `Embeddings` on its defaults, texts stored, as its documentation sets it up.
 
-Its defaults are kept: with over 5,000 documents FAISS gets an IVF index (`IVF{x},Flat`, x cells)
-searched with nprobe = x/16 cells, so a second pass searches every cell (exact, as Flat).
+Only the model path and `content=True` (keep the texts, as the other systems do) are set. The
+rest is txtai's: for a model path it infers its `transformers` method (Hugging Face transformers
+on torch with txtai's own pooling, which reads the model's sentence-transformers pooling config),
+`encodebatch` 32, indexing batches of 1024, the FAISS backend. Over 5,000 documents FAISS gets an
+IVF index (`IVF{x},Flat`, x cells) searched with nprobe = x/16 cells, so a second pass searches
+every cell (exact, as Flat); at 5,000 or fewer it is Flat (exact) and there is one pass.
 """
 
 from collections.abc import Iterator
@@ -11,17 +15,13 @@ from txtai import Embeddings
 
 
 class Txtai(driver.System):
-    packages = ("txtai", "faiss-cpu", "sentence-transformers", "torch")
+    packages = ("txtai", "faiss-cpu", "transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
         self.workdir = job["workdir"]
         self.embeddings = Embeddings(
             path=job["model"],
-            method="sentence-transformers",
             content=True,  # keep the texts (SQLite), as the other systems do
-            backend="faiss",
-            encodebatch=job["batch_size"],
-            batch=job["chunk"],
         )
         self.rows: list[tuple[str, str, None]] = []
         if not job.get("documents"):  # no ingest: query the index a previous run saved

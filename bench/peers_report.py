@@ -1,0 +1,119 @@
+"""The peers table from a peers.json: medians over the interleaved passes, with their spread.
+
+Used by `python -m bench peers` (peers.md) and `python -m bench render` (bench/README.md), so
+both show the same figures from the same file.
+"""
+
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench import report
+
+Row = dict[str, Any]
+
+
+def spread(values: Sequence[float], digits: int) -> str:
+    """Median, and min–max when there is more than one pass: '31.3 (30.1–32.0)'."""
+    if not values:
+        return "—"
+    median = f"{statistics.median(values):.{digits}f}"
+    if len(values) == 1:
+        return median
+    return f"{median} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def groups(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    """Passes by (system, setting), in the order they first ran."""
+    grouped: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        grouped.setdefault((row["system"], row["setting"]), []).append(row)
+    return grouped
+
+
+def values(rows: Sequence[Row], key: str, scale: float = 1.0) -> list[float]:
+    return [scale * row[key] for row in rows if row.get(key) is not None]
+
+
+def table(figures: dict[str, Any]) -> str:
+    columns: list[tuple[str, Callable[[list[Row]], str]]] = [
+        ("ingest docs/s", lambda rs: spread(values(rs, "ingest_docs_per_s"), 1)),
+        ("query p50 ms", lambda rs: spread(values(rs, "query_ms_p50"), 1)),
+        ("query p95 ms", lambda rs: spread(values(rs, "query_ms_p95"), 1)),
+        ("peak RSS MiB", lambda rs: spread(values(rs, "peak_rss_mib"), 0)),
+        ("disk bytes/doc", lambda rs: spread(values(rs, "disk_bytes_per_doc"), 0)),
+        ("nDCG@10 ×100", lambda rs: spread(values(rs, "ndcg_at_10", 100), 2)),
+        ("passes", lambda rs: str(len(rs))),
+    ]
+    lines = [
+        [system, setting, *(render(rows) for _, render in columns)]
+        for (system, setting), rows in groups(figures["rows"]).items()
+    ]
+    return report.markdown_table(["system", "setting", *(name for name, _ in columns)], lines)
+
+
+def header(figures: dict[str, Any]) -> str:
+    passes = {(row["repetition"], row["run"]): row["load_average_start"] for row in figures["rows"]}
+    starts = [load[0] for load in passes.values()]
+    systems = list(dict.fromkeys(run for _, run in passes))
+    cores = figures["cores"]
+    loaded = sum(load > cores for load in starts)
+    text = (
+        f"{'**SMOKE RUN: numbers not meaningful.** ' if figures['smoke'] else ''}"
+        f"{figures['documents']:,} SciFact documents (title + text), {figures['queries']} judged "
+        f"test queries one at a time, top 10; model {figures['model']}; ingest in chunks of "
+        f"{figures['chunk']}. {figures['repeats']} repetitions, interleaved "
+        f"({', '.join(systems)}, then again), each pass from an empty directory; cells are the "
+        f"median (min–max) over the passes. Load average (1 min) at the start of each pass: "
+        f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; finished "
+        f"{figures['finished']}."
+    )
+    if loaded:
+        text = (
+            f"**Loaded machine: the load average was above the {cores} cores at the start of "
+            f"{loaded} of {len(starts)} passes.** " + text
+        )
+    return text
+
+
+def notes(figures: dict[str, Any]) -> list[str]:
+    lines = []
+    for (system, setting), rows in groups(figures["rows"]).items():
+        if rows[0].get("encode_ms_p50") is not None:
+            where = (
+                "inside the server (Server-Timing)" if "HTTP" in system else "inside Engine.query"
+            )
+            lines.append(
+                f"{system}, {setting}: {where}, encoding "
+                f"{spread(values(rows, 'encode_ms_p50'), 1)} ms and search "
+                f"{spread(values(rows, 'search_ms_p50'), 2)} ms per query (medians of the "
+                "passes' medians)."
+            )
+        if "refit_seconds" in rows[0]:
+            lines.append(
+                f"{system}, {setting}: the same collection, refitted in "
+                f"{spread(values(rows, 'refit_seconds'), 2)} s from the stored raw vectors."
+            )
+        if "same_rankings_as_http" in rows[0]:
+            same = spread(values(rows, "same_rankings_as_http", 100), 0)
+            lines.append(
+                f"{system}: the server's collection opened in process after the server stopped; "
+                f"{same} % of its rankings equal the HTTP ones; RSS is that process's peak "
+                "(model, collection, queries; no ingest)."
+            )
+        if "versions" in rows[0]:
+            versions = ", ".join(f"{k} {v}" for k, v in rows[0]["versions"].items())
+            lines.append(f"{system}: {versions}.")
+    return list(dict.fromkeys(lines))
+
+
+def tables(figures: dict[str, Any]) -> str:
+    """The header sentence, the table and its notes (Markdown)."""
+    bullets = [*notes(figures), *figures.get("skipped", [])]
+    return (
+        header(figures)
+        + "\n\n"
+        + table(figures)
+        + "\n\n"
+        + "\n".join(f"- {line}" for line in bullets)
+    )

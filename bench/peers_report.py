@@ -80,9 +80,8 @@ def notes(figures: dict[str, Any]) -> list[str]:
     lines = []
     for (system, setting), rows in groups(figures["rows"]).items():
         if rows[0].get("encode_ms_p50") is not None:
-            where = (
-                "inside the server (Server-Timing)" if "HTTP" in system else "inside Engine.query"
-            )
+            embedded = "embedded" in system
+            where = "inside Engine.query" if embedded else "inside the server (Server-Timing)"
             lines.append(
                 f"{system}, {setting}: {where}, encoding "
                 f"{spread(values(rows, 'encode_ms_p50'), 1)} ms and search "

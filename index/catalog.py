@@ -1,8 +1,7 @@
 """The collections of one data directory, by name, each opened once with its model's encoder.
 
-The catalog owns the directory: its lock (one writing process), the leftovers of its own
-interrupted creates and deletes (and nothing else in it), and the process-wide thread setting
-of FAISS.
+The catalog owns the directory: its lock (one writing process) and the leftovers of its own
+interrupted creates and deletes (and nothing else in it).
 """
 
 import os
@@ -11,8 +10,6 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-
-import faiss
 
 from index.collection import REFIT_GROWTH, Collection
 from index.data_dir import DataDirLock
@@ -27,10 +24,6 @@ so no name can reach outside the data directory."""
 LEFTOVER_PATTERN = re.compile(rf"\.(?:creating|deleting)-{NAME_PATTERN.pattern}-[0-9a-f]{{8}}")
 """Staging names of creates and deletes: the only hidden entries the catalog may remove (a
 data directory can sit beside, or be, a folder holding .git or .ssh)."""
-
-FAISS_THREADS = 1
-"""FAISS on one thread, for the whole process: a query is one vector, which OpenMP cannot
-split, while its team of threads spins on the cores the encoder needs."""
 
 
 class Catalog:
@@ -55,7 +48,6 @@ class Catalog:
         threads: int | None = None,
         refit_growth: float = REFIT_GROWTH,
     ) -> None:
-        faiss.omp_set_num_threads(FAISS_THREADS)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._dir_lock = DataDirLock(self.root)

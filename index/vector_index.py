@@ -19,6 +19,12 @@ from index.errors import InvalidIndexSpec, InvalidInput, NotEnoughData, StorageE
 from index.storage import atomic_write
 from index.validation import as_matrix, unit_rows
 
+FAISS_THREADS = 1
+"""OpenMP threads of each FAISS call. A query is one vector, which OpenMP cannot split, while its
+team of threads spins on the cores the encoder needs. OpenMP's setting belongs to the calling
+thread (a query runs on a pool thread, not on the one that started the process), so every call
+below sets it for its own thread; the call costs nothing measurable."""
+
 IVF_NPROBE = 16
 """Inverted lists probed per query for IVF specs: recall near exact for lists of a few thousand."""
 
@@ -99,6 +105,7 @@ class VectorIndex:
         if not len(ids):
             return
         self._spec.check_fits(self.ntotal + len(ids))  # before FAISS allocates or trains
+        faiss.omp_set_num_threads(FAISS_THREADS)
         if not self._index.is_trained:
             self._train(codes)
         self._index.add_with_ids(codes, ids)
@@ -147,6 +154,7 @@ class VectorIndex:
                 return self._search_subset(codes, top_k, allowed_ids)
         selector = None if allowed_ids is None else faiss.IDSelectorBatch(allowed_ids)
         params = self._search_parameters(top_k, selector)
+        faiss.omp_set_num_threads(FAISS_THREADS)
         try:
             distances, ids = self._index.search(codes, top_k, params=params)
         except RuntimeError:

@@ -1,10 +1,14 @@
 """VectorIndex: the FAISS specs we support, ids, filters, removal and persistence."""
 
+import threading
+
+import faiss
 import numpy as np
 import pytest
 
 from index import VectorIndex
 from index.errors import InvalidIndexSpec, InvalidInput, InvalidVectors, NotEnoughData, StorageError
+from index.vector_index import FAISS_THREADS
 
 DIM = 32
 
@@ -175,3 +179,19 @@ def test_quantize_returns_what_the_index_scores(
     assert scores[0, 0] == pytest.approx(
         float(decoded[0] @ index.quantize(vectors[:1])[0]), abs=2e-3
     )
+
+
+def test_faiss_runs_on_one_thread_in_whatever_thread_searches(vectors: np.ndarray) -> None:
+    """OpenMP's thread count is per thread: pinning it once where the process starts left the
+    threads that run queries with a team of OpenMP threads spinning on the encoder's cores."""
+    index = VectorIndex.build(DIM, "SQ8", vectors, IDS)
+    seen: list[int] = []
+
+    def query() -> None:
+        index.search(vectors[:1], 3)
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=query)
+    worker.start()
+    worker.join()
+    assert seen == [FAISS_THREADS]

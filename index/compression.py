@@ -43,6 +43,9 @@ class CompressionReport:
     n_documents: int
     n_queries: int
     metric_name: str | None
+    skipped_ks: tuple[int, ...] = ()
+    """ks not measured: above the kernel's meaningful components with γ > 0 (`rank`)."""
+    rank: int | None = None
 
     def table(self) -> str:
         """Markdown, one line per setting; fractions shown × 100."""
@@ -61,6 +64,11 @@ class CompressionReport:
                 f"| {row.k} | {row.index_spec} | {'on' if row.rescore else 'off'} | "
                 f"{row.bytes_per_vector:.0f} | {100 * row.recall_at_10:.1f} | "
                 f"{row.latency_ms:.2f}{value} |"
+            )
+        if self.skipped_ks:
+            lines.append(
+                f"\nNot measured: k={', '.join(map(str, self.skipped_ks))}, above the "
+                f"{self.rank} meaningful components of the kernel (γ > 0 would amplify noise)."
             )
         return "\n".join(lines)
 
@@ -109,11 +117,13 @@ def report(
 
     work = copy.deepcopy(kernel)
     out = []
+    skipped = []
     for k in _ks(ks, kernel):
         try:
             work.refit(k=k)
         except InvalidHyperparameters:
-            continue  # k above the rank with γ > 0
+            skipped.append(k)  # above the rank with γ > 0: said under the table
+            continue
         vectors = work.transform(raw)
         for spec in specs:
             index = VectorIndex.build(k, spec, vectors, rows)
@@ -130,12 +140,15 @@ def report(
                 )
                 out.append(row)
     metric_name = "nDCG@10" if relevant is not None else "Spearman" if pairs is not None else None
-    return CompressionReport(out, len(raw), len(queries), metric_name)
+    return CompressionReport(
+        out, len(raw), len(queries), metric_name, tuple(skipped), kernel.rank_ if skipped else None
+    )
 
 
 def _ks(ks: Sequence[int] | None, kernel: WhiteningKernel) -> list[int]:
     d = kernel.n_features_in_
-    chosen = sorted({k for k in (ks or (*DEFAULT_KS, d)) if 1 <= k <= d}, reverse=True)
+    default = (*DEFAULT_KS, d, kernel.k_)  # the collection's own k is always among them
+    chosen = sorted({k for k in (ks or default) if 1 <= k <= d}, reverse=True)
     if not chosen:
         raise InvalidInput(f"no k in {ks} is between 1 and the dimension {d}")
     return chosen

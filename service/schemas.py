@@ -598,6 +598,10 @@ class ReportOut(BaseModel):
     n_queries: int
     metric: str | None
     rows: list[ReportRow]
+    skipped_ks: list[int] = Field(
+        default_factory=list,
+        description="ks not measured: above the kernel's meaningful components with γ > 0.",
+    )
     table: str = Field(description="The rows as a Markdown table.")
     seconds: float
 

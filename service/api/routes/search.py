@@ -108,6 +108,7 @@ def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
         n_queries=result.n_queries,
         metric=result.metric_name,
         rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
+        skipped_ks=list(result.skipped_ks),
         table=result.table(),
         seconds=seconds,
     )

@@ -233,7 +233,10 @@ class JobOut(BaseModel):
     collection: str
     state: Literal["queued", "running", "done", "failed"]
     total: int
-    processed: int = Field(description="Documents committed so far: they survive a crash.")
+    processed: int = Field(
+        description="Ingest: documents committed so far (they survive a crash). Tune and "
+        "report: 1 once the answer is in `result`, of total 1."
+    )
     added: int
     replaced: int
     fitted: bool
@@ -245,6 +248,9 @@ class JobOut(BaseModel):
     encode_seconds: float
     index_seconds: float
     fit_seconds: float
+    result: dict[str, Any] | None = Field(
+        None, description="Tune and report jobs: the answer the synchronous route gives, once done."
+    )
 
 
 class JobAccepted(BaseModel):

@@ -2,14 +2,16 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, status
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
+from service.engine import Engine
 from service.schemas import (
     EmbedIn,
     EmbedOut,
     HitOut,
+    JobOut,
     QueryIn,
     QueryOut,
     QueryResult,
@@ -82,6 +84,22 @@ def similarity(body: SimilarityIn, engine: EngineDep) -> SimilarityOut:
 
 @router.post("/collections/{name}/report", response_model=ReportOut, responses=ERRORS)
 def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
+    return _report(name, body, engine)
+
+
+@router.post(
+    "/collections/{name}/report/jobs",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERRORS,
+)
+def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
+    """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
+    job = engine.background("report", name, lambda: _report(name, body, engine).model_dump())
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+def _report(name: str, body: ReportIn, engine: Engine) -> ReportOut:
     """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
 
     Each setting's index is built beside the collection (nothing changes in it) and measured:

@@ -23,6 +23,8 @@ from index.vector_index import VectorIndex
 DEFAULT_KS = (384, 256, 192, 128, 96, 64)
 DEFAULT_SPECS = ("Flat", "SQ8", "BFlat")
 RECALL_AT = 10
+TARGET_RECALL = 0.99
+"""Default label-free quality bar of `CompressionReport.smallest`."""
 LATENCY_QUERIES = 100
 
 
@@ -46,6 +48,12 @@ class CompressionReport:
     skipped_ks: tuple[int, ...] = ()
     """ks not measured: above the kernel's meaningful components with γ > 0 (`rank`)."""
     rank: int | None = None
+
+    def smallest(self, rescore: bool, target: float = TARGET_RECALL) -> CompressionRow | None:
+        """The fewest bytes per vector whose recall@10 against exact raw search is ≥ `target`,
+        among rows re-scored as the collection does (`rescore`); None if none reaches it."""
+        fit = [r for r in self.rows if r.rescore == rescore and r.recall_at_10 >= target]
+        return min(fit, key=lambda r: (r.bytes_per_vector, r.latency_ms), default=None)
 
     def table(self) -> str:
         """Markdown, one line per setting; fractions shown × 100."""

@@ -93,3 +93,14 @@ def test_the_collections_k_is_measured_and_ks_gamma_rules_out_are_said(corpus_ve
     expected = tuple(k for k in (384, 256, 192, 128, 96, 64) if k > rank)
     assert result.skipped_ks == expected and result.rank == rank
     assert f"Not measured: k={', '.join(map(str, expected))}, above the {rank}" in result.table()
+
+
+def test_smallest_is_the_fewest_bytes_reaching_the_recall_target(collection: Collection) -> None:
+    result = collection.compression_report(ks=[384, 32], specs=["Flat", "BFlat"], n_queries=40)
+    rescored = [r for r in result.rows if r.rescore]
+    chosen = result.smallest(rescore=True, target=0.99)
+    assert chosen is not None and chosen.recall_at_10 >= 0.99 and chosen.rescore
+    assert all(
+        r.bytes_per_vector >= chosen.bytes_per_vector for r in rescored if r.recall_at_10 >= 0.99
+    )
+    assert result.smallest(rescore=False, target=1.01) is None

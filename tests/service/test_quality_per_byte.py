@@ -93,6 +93,9 @@ def test_compression_report(app_client: TestClient) -> None:
     )
     assert all(0 <= r["recall_at_10"] <= 1 and r["latency_ms"] > 0 for r in report["rows"])
     assert "| 32 | RaBitQ | on |" in report["table"]
+    # The smallest index that keeps recall@10 ≥ 0.99 re-scored as this collection re-scores.
+    reaching = [r for r in report["rows"] if r["rescore"] and r["recall_at_10"] >= 0.99]
+    assert report["smallest"] == min(reaching, key=lambda r: r["bytes_per_vector"])
     labelled = {
         "ks": [64],
         "specs": ["Flat"],

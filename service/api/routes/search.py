@@ -120,12 +120,17 @@ def _report(name: str, body: ReportIn, engine: Engine) -> ReportOut:
         candidates=body.candidates,
         **labels,
     )
+    rescores = engine.describe(name)["settings"]["rescore"] != "off"
+    smallest = result.smallest(rescores, body.target_recall)
     return ReportOut(
         collection=name,
         n_documents=result.n_documents,
         n_queries=result.n_queries,
         metric=result.metric_name,
         rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
+        smallest=None
+        if smallest is None
+        else ReportRow.model_validate(smallest, from_attributes=True),
         skipped_ks=list(result.skipped_ks),
         table=result.table(),
         seconds=seconds,

@@ -23,6 +23,8 @@ from index.vector_index import VectorIndex
 DEFAULT_KS = (384, 256, 192, 128, 96, 64)
 DEFAULT_SPECS = ("Flat", "SQ8", "BFlat")
 RECALL_AT = 10
+TARGET_RECALL = 0.99
+"""Default label-free quality bar of `CompressionReport.smallest`."""
 LATENCY_QUERIES = 100
 
 
@@ -43,6 +45,15 @@ class CompressionReport:
     n_documents: int
     n_queries: int
     metric_name: str | None
+    skipped_ks: tuple[int, ...] = ()
+    """ks not measured: above the kernel's meaningful components with γ > 0 (`rank`)."""
+    rank: int | None = None
+
+    def smallest(self, rescore: bool, target: float = TARGET_RECALL) -> CompressionRow | None:
+        """The fewest bytes per vector whose recall@10 against exact raw search is ≥ `target`,
+        among rows re-scored as the collection does (`rescore`); None if none reaches it."""
+        fit = [r for r in self.rows if r.rescore == rescore and r.recall_at_10 >= target]
+        return min(fit, key=lambda r: (r.bytes_per_vector, r.latency_ms), default=None)
 
     def table(self) -> str:
         """Markdown, one line per setting; fractions shown × 100."""
@@ -61,6 +72,11 @@ class CompressionReport:
                 f"| {row.k} | {row.index_spec} | {'on' if row.rescore else 'off'} | "
                 f"{row.bytes_per_vector:.0f} | {100 * row.recall_at_10:.1f} | "
                 f"{row.latency_ms:.2f}{value} |"
+            )
+        if self.skipped_ks:
+            lines.append(
+                f"\nNot measured: k={', '.join(map(str, self.skipped_ks))}, above the "
+                f"{self.rank} meaningful components of the kernel (γ > 0 would amplify noise)."
             )
         return "\n".join(lines)
 
@@ -109,11 +125,13 @@ def report(
 
     work = copy.deepcopy(kernel)
     out = []
+    skipped = []
     for k in _ks(ks, kernel):
         try:
             work.refit(k=k)
         except InvalidHyperparameters:
-            continue  # k above the rank with γ > 0
+            skipped.append(k)  # above the rank with γ > 0: said under the table
+            continue
         vectors = work.transform(raw)
         for spec in specs:
             index = VectorIndex.build(k, spec, vectors, rows)
@@ -130,12 +148,15 @@ def report(
                 )
                 out.append(row)
     metric_name = "nDCG@10" if relevant is not None else "Spearman" if pairs is not None else None
-    return CompressionReport(out, len(raw), len(queries), metric_name)
+    return CompressionReport(
+        out, len(raw), len(queries), metric_name, tuple(skipped), kernel.rank_ if skipped else None
+    )
 
 
 def _ks(ks: Sequence[int] | None, kernel: WhiteningKernel) -> list[int]:
     d = kernel.n_features_in_
-    chosen = sorted({k for k in (ks or (*DEFAULT_KS, d)) if 1 <= k <= d}, reverse=True)
+    default = (*DEFAULT_KS, d, kernel.k_)  # the collection's own k is always among them
+    chosen = sorted({k for k in (ks or default) if 1 <= k <= d}, reverse=True)
     if not chosen:
         raise InvalidInput(f"no k in {ks} is between 1 and the dimension {d}")
     return chosen

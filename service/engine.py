@@ -9,7 +9,7 @@ FAISS never stall the event loop. Each collection serialises its writers and let
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,6 +285,16 @@ class Engine:
 
         job = self.jobs.submit("ingest", name, len(documents), work)
         return job, [document.id for document in documents]
+
+    def background(self, kind: str, name: str, answer: Callable[[], dict[str, Any]]) -> Job:
+        """Run `answer` (a tune or report, minutes at 100,000 documents) as a job whose result
+        is its answer; an unknown collection is a 404 now, not a failed job later."""
+        self.catalog.get(name)
+
+        def work(handle: JobHandle) -> None:
+            handle.update(result=answer(), processed=1)
+
+        return self.jobs.submit(kind, name, 1, work)
 
     def _ingest(
         self, handle: JobHandle, collection: Collection, documents: list[Document], upsert: bool

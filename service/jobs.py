@@ -1,4 +1,5 @@
-"""Background jobs: long ingests run in one worker thread, in committed chunks, with progress.
+"""Background jobs: long ingests run in one worker thread, in committed chunks, with progress;
+tune and report run there too, their answer kept with the job (`result`).
 
 A job's `processed` counts only documents whose chunk was committed: those survive a crash of the
 process at any moment. Jobs live in memory; a restart forgets them (their documents stay).
@@ -45,6 +46,8 @@ class Job:
     encode_seconds: float = 0.0
     index_seconds: float = 0.0
     fit_seconds: float = 0.0
+    result: dict[str, Any] | None = None
+    """What a tune or report job answers (the synchronous route's body), once done."""
 
 
 Work = Callable[["JobHandle"], None]
@@ -98,7 +101,7 @@ class JobRegistry:
             self._forget_old()
             snapshot = Job(**asdict(job))
         self._executor.submit(self._run, job, work)
-        logger.info("job %s queued: %s of %d documents into %s", job.id, kind, total, collection)
+        logger.info("job %s queued: %s (%d) on %s", job.id, kind, total, collection)
         return snapshot
 
     def get(self, job_id: str) -> Job:

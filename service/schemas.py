@@ -233,7 +233,10 @@ class JobOut(BaseModel):
     collection: str
     state: Literal["queued", "running", "done", "failed"]
     total: int
-    processed: int = Field(description="Documents committed so far: they survive a crash.")
+    processed: int = Field(
+        description="Ingest: documents committed so far (they survive a crash). Tune and "
+        "report: 1 once the answer is in `result`, of total 1."
+    )
     added: int
     replaced: int
     fitted: bool
@@ -245,6 +248,9 @@ class JobOut(BaseModel):
     encode_seconds: float
     index_seconds: float
     fit_seconds: float
+    result: dict[str, Any] | None = Field(
+        None, description="Tune and report jobs: the answer the synchronous route gives, once done."
+    )
 
 
 class JobAccepted(BaseModel):
@@ -574,6 +580,13 @@ class ReportIn(Request):
         None, min_length=2, description="Scored pairs (adds Spearman of the codes' cosines)."
     )
     candidates: int | None = Field(None, ge=1, description="Candidates re-scored per query.")
+    target_recall: float = Field(
+        0.99,
+        gt=0,
+        le=1,
+        description="`smallest` in the answer: the fewest bytes per vector whose recall@10 "
+        "against exact raw search reaches this, re-scored as the collection re-scores.",
+    )
 
     @model_validator(mode="after")
     def _one_label_kind(self) -> "ReportIn":
@@ -598,6 +611,15 @@ class ReportOut(BaseModel):
     n_queries: int
     metric: str | None
     rows: list[ReportRow]
+    smallest: ReportRow | None = Field(
+        None,
+        description="The fewest bytes per vector reaching target_recall, re-scored as the "
+        "collection re-scores (null: no row reaches it).",
+    )
+    skipped_ks: list[int] = Field(
+        default_factory=list,
+        description="ks not measured: above the kernel's meaningful components with γ > 0.",
+    )
     table: str = Field(description="The rows as a Markdown table.")
     seconds: float
 

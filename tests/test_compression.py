@@ -80,3 +80,27 @@ def test_duplicates_tie_rather_than_miss(corpus_vectors) -> None:
     kernel = WhiteningKernel().fit(raw)
     result = report(kernel, np.arange(len(raw)), raw, ks=[384], specs=["Flat"], n_queries=60)
     assert [r.recall_at_10 for r in result.rows] == [pytest.approx(1.0)] * 2
+
+
+def test_the_collections_k_is_measured_and_ks_gamma_rules_out_are_said(corpus_vectors) -> None:
+    """Issue 18 item 3: the report ignored the collection's k and dropped γ > 0 rows silently."""
+    kernel = WhiteningKernel(gamma=0.5, k=48).fit(corpus_vectors)
+    rank = kernel.rank_
+    assert rank < 192  # 180 vectors span fewer than 192 dimensions
+    result = report(kernel, np.arange(180), corpus_vectors, specs=["Flat"], n_queries=20)
+    measured = sorted({r.k for r in result.rows})
+    assert 48 in measured and max(measured) <= rank
+    expected = tuple(k for k in (384, 256, 192, 128, 96, 64) if k > rank)
+    assert result.skipped_ks == expected and result.rank == rank
+    assert f"Not measured: k={', '.join(map(str, expected))}, above the {rank}" in result.table()
+
+
+def test_smallest_is_the_fewest_bytes_reaching_the_recall_target(collection: Collection) -> None:
+    result = collection.compression_report(ks=[384, 32], specs=["Flat", "BFlat"], n_queries=40)
+    rescored = [r for r in result.rows if r.rescore]
+    chosen = result.smallest(rescore=True, target=0.99)
+    assert chosen is not None and chosen.recall_at_10 >= 0.99 and chosen.rescore
+    assert all(
+        r.bytes_per_vector >= chosen.bytes_per_vector for r in rescored if r.recall_at_10 >= 0.99
+    )
+    assert result.smallest(rescore=False, target=1.01) is None

@@ -2,7 +2,7 @@
 
 import numpy as np
 from fastapi.testclient import TestClient
-from service_support import corpus, filler
+from service_support import corpus, filler, wait_job
 
 
 def _create(client: TestClient, name: str, **settings) -> None:
@@ -93,6 +93,9 @@ def test_compression_report(app_client: TestClient) -> None:
     )
     assert all(0 <= r["recall_at_10"] <= 1 and r["latency_ms"] > 0 for r in report["rows"])
     assert "| 32 | RaBitQ | on |" in report["table"]
+    # The smallest index that keeps recall@10 ≥ 0.99 re-scored as this collection re-scores.
+    reaching = [r for r in report["rows"] if r["rescore"] and r["recall_at_10"] >= 0.99]
+    assert report["smallest"] == min(reaching, key=lambda r: r["bytes_per_vector"])
     labelled = {
         "ks": [64],
         "specs": ["Flat"],
@@ -103,6 +106,39 @@ def test_compression_report(app_client: TestClient) -> None:
     assert all(0 < r["metric"] <= 1 for r in with_labels["rows"])
     # The report builds its indexes beside the collection: the collection is unchanged.
     assert app_client.get("/collections/report").json()["k"] == 128
+
+
+def test_report_and_tune_run_as_jobs_whose_result_is_the_answer(app_client: TestClient) -> None:
+    """Issue 18 item 4: 202, poll GET /jobs/{id}, the answer kept with the job."""
+    _create(app_client, "jobs", k=64)
+    body = {"ks": [64, 32], "specs": ["Flat"], "n_queries": 30}
+    accepted = app_client.post("/collections/jobs/report/jobs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["kind"] == "report" and accepted.json()["total"] == 1
+    job = wait_job(app_client, accepted.json()["id"])
+    assert job["state"] == "done" and job["processed"] == 1, job
+    direct = app_client.post("/collections/jobs/report", json=body).json()
+    assert [(r["k"], r["index_spec"], r["rescore"]) for r in job["result"]["rows"]] == [
+        (r["k"], r["index_spec"], r["rescore"]) for r in direct["rows"]
+    ]
+    assert [r["recall_at_10"] for r in job["result"]["rows"]] == [
+        r["recall_at_10"] for r in direct["rows"]
+    ]
+    queries = [
+        {"text": "playing music on stage", "relevant": ["music-0", "music-3"]},
+        {"text": "cooking dinner", "relevant": ["cooking-2", "cooking-3"]},
+    ]
+    tune = {"queries": queries, "ks": [32], "betas": [0], "gammas": [0], "k_eval": 5}
+    accepted = app_client.post("/collections/jobs/tune/jobs", json=tune)
+    assert accepted.status_code == 202, accepted.text
+    job = wait_job(app_client, accepted.json()["id"])
+    assert job["state"] == "done", job
+    assert (
+        job["result"]["chosen"]
+        == app_client.post("/collections/jobs/tune", json=tune).json()["chosen"]
+    )
+    assert app_client.post("/collections/nope/tune/jobs", json=tune).status_code == 404
+    assert app_client.get("/jobs").json()["jobs"][0]["kind"] == "tune"
 
 
 def test_bad_quality_requests_get_4xx(app_client: TestClient) -> None:

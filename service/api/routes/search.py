@@ -2,14 +2,16 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, status
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
+from service.engine import Engine
 from service.schemas import (
     EmbedIn,
     EmbedOut,
     HitOut,
+    JobOut,
     QueryIn,
     QueryOut,
     QueryResult,
@@ -82,6 +84,22 @@ def similarity(body: SimilarityIn, engine: EngineDep) -> SimilarityOut:
 
 @router.post("/collections/{name}/report", response_model=ReportOut, responses=ERRORS)
 def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
+    return _report(name, body, engine)
+
+
+@router.post(
+    "/collections/{name}/report/jobs",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERRORS,
+)
+def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
+    """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
+    job = engine.background("report", name, lambda: _report(name, body, engine).model_dump())
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+def _report(name: str, body: ReportIn, engine: Engine) -> ReportOut:
     """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
 
     Each setting's index is built beside the collection (nothing changes in it) and measured:
@@ -102,12 +120,18 @@ def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
         candidates=body.candidates,
         **labels,
     )
+    rescores = engine.describe(name)["settings"]["rescore"] != "off"
+    smallest = result.smallest(rescores, body.target_recall)
     return ReportOut(
         collection=name,
         n_documents=result.n_documents,
         n_queries=result.n_queries,
         metric=result.metric_name,
         rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
+        smallest=None
+        if smallest is None
+        else ReportRow.model_validate(smallest, from_attributes=True),
+        skipped_ks=list(result.skipped_ks),
         table=result.table(),
         seconds=seconds,
     )

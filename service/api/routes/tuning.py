@@ -1,14 +1,16 @@
 """Refit a collection's kernel, and tune β, γ, k on labelled data."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 
 from index.tuning import ServedPoint
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
+from service.engine import Engine
 from service.schemas import (
     CollectionInfo,
     FitIn,
     FitOut,
+    JobOut,
     LabelledPair,
     ServedPointOut,
     TuneIn,
@@ -34,6 +36,19 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
 @router.post("/tune", response_model=TuneOut, responses=ERRORS)
 def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
+    return _tune(name, body, engine)
+
+
+@router.post(
+    "/tune/jobs", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=ERRORS
+)
+def tune_job(name: str, body: TuneIn, engine: EngineDep) -> JobOut:
+    """`/tune` as a background job: poll GET /jobs/{id}; its `result` is /tune's answer."""
+    job = engine.background("tune", name, lambda: _tune(name, body, engine).model_dump())
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+def _tune(name: str, body: TuneIn, engine: Engine) -> TuneOut:
     """Choose β, γ, k (and, for queries, index spec and re-scoring) on labelled pairs (Spearman)
     or queries (nDCG@k_eval) by the pipeline the server would serve.
 

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "peers": "bench.peers",
     "encoders": "bench.encoders",
     "load": "bench.load",
+    "distributed": "bench.distributed",
 }
 DESCRIPTIONS = {
     "quality": "STS-B and SciFact quality of each kernel setting and k (tables + plots)",
@@ -27,6 +28,7 @@ DESCRIPTIONS = {
     "peers": "ours (HTTP and embedded) beside txtai and Chroma on SciFact, each in its own venv",
     "encoders": "encoder backends (torch, onnx, onnx-int8): speed, STS-B, agreement",
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
+    "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
 }
 
 

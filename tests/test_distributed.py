@@ -20,6 +20,7 @@ import pytest
 
 from index import distributed
 from index.collection import Collection
+from index.documents import Document
 from index.encoder import Encoder
 from index.kernel import WhiteningKernel
 from index.snapshots import Settings
@@ -100,14 +101,18 @@ def test_distributed_kernel_equals_single_process_fit(
     assert np.abs(loaded.kernel.transform(raw) - ref_kernel.transform(single)).max() <= 1e-6
 
     baseline = Collection.create(tmp_path / "single", encoder.model_id, 384, settings, encoder)
-    baseline.add_vectors(docs, single)  # the single-node ingest: fit on all stored vectors
+    # the single-node ingest: the kernel fitted on all stored vectors
+    baseline.add_vectors([Document(**doc) for doc in docs], single)
     expected = [[hit.id for hit in hits] for hits in baseline.search(queries, top_k=10)]
-    with LiveServer(root, tmp_path / "server.log").start() as server:
+    server = LiveServer(root, tmp_path / "server.log").start()
+    try:
         answer = httpx.post(
             f"{server.url}/collections/scifact/query",
             json={"texts": queries, "top_k": 10},
             timeout=120,
         ).json()
+    finally:
+        server.close()
     served = [[hit["id"] for hit in result["hits"]] for result in answer["results"]]
     assert len(served) == len(queries) == 300
     assert served == expected

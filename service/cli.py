@@ -232,7 +232,10 @@ def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) ->
             gpus_per_actor=args.gpus_per_actor,
         )
         started = time.perf_counter()
-        distributed.connect(None if args.ray == "local" else args.ray)
+        try:
+            distributed.connect(None if args.ray == "local" else args.ray)
+        except ConnectionError as exc:
+            raise CliError(f"cannot join the Ray cluster at {args.ray}: {exc}") from exc
         encoded = distributed.encode(table, args.encoded or Path(f"{name}.encoded"), options)
         kernel = distributed.statistics(encoded)
         print(f"encoded {encoded.documents} documents into {encoded.directory}", file=sys.stderr)

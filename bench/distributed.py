@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 
 from bench import data, report, speed
+from bench.live import LiveServer
 from index import distributed
 from index.snapshots import Settings
-from service.live import LiveServer
 
 log = logging.getLogger("bench.distributed")
 SYSTEMS = ("single", "ray-1", "ray-2")

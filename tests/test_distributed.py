@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from bench.live import LiveServer
 from index import distributed
 from index.collection import Collection
 from index.documents import Document
@@ -25,7 +26,6 @@ from index.encoder import Encoder
 from index.kernel import WhiteningKernel
 from index.snapshots import Settings
 from service.cli import main as cli
-from service.live import LiveServer
 
 ray = pytest.importorskip("ray", reason="the `distributed` extra (Ray) is not installed")
 
@@ -52,7 +52,7 @@ def cluster() -> Iterator[str]:
 def _sentences(data_dir: Path, n: int) -> list[str]:
     path = data_dir / "reuters" / "sentences.txt"
     if not path.is_file():
-        pytest.skip(f"{path} not found: set WHITENED_SEARCH_DATA")
+        pytest.skip(f"{path} not found: set WHITENED_TEST_DATA")
     with path.open(encoding="utf-8") as handle:
         lines = (line.strip() for line in handle)
         return [line for line, _ in zip(filter(None, lines), range(n), strict=False)]
@@ -71,7 +71,7 @@ def test_distributed_kernel_equals_single_process_fit(
     from bench.data import load_scifact
 
     if not (data_dir / "scifact" / "corpus.jsonl").is_file():
-        pytest.skip("SciFact not found: set WHITENED_SEARCH_DATA")
+        pytest.skip("SciFact not found: set WHITENED_TEST_DATA")
     scifact = load_scifact(data_dir, limit_docs=SCIFACT_DOCS, splits=("test",))
     queries = [load_scifact(data_dir, splits=("test",)).queries[i] for i in _test_rows(data_dir)]
     docs = [{"id": i, "text": t} for i, t in zip(scifact.doc_ids, scifact.documents, strict=True)]
@@ -88,7 +88,7 @@ def test_distributed_kernel_equals_single_process_fit(
     cov, ref_cov = _covariance(statistics), _covariance(reference)
     assert np.abs(cov - ref_cov).max() <= 1e-9 * np.abs(ref_cov).max()
 
-    settings = Settings(beta=0.5, gamma=0.5, k=128, index_spec="Flat", rescore=False)
+    settings = Settings(beta=0.5, gamma=0.5, k=128, index_spec="Flat", rescore="off")
     root = tmp_path / "data"
     root.mkdir()
     loaded = distributed.create_and_load(root, "scifact", encoded, statistics, settings)

@@ -206,10 +206,10 @@ def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) ->
     """
     from index import distributed
     from index.collection import Collection
+    from index.data_dir import DataDirBusy, DataDirLock
     from index.errors import IndexError_
     from index.snapshots import Settings as CollectionSettings
     from service.config import Settings
-    from service.engine import DataDirBusy, DataDirLock
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     root = Path(settings.data_dir).expanduser().resolve()

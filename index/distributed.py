@@ -150,6 +150,10 @@ def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
         table.slice(start, options.block_rows)
         for start in range(0, table.num_rows, options.block_rows)
     ]
+    # Blocks leave in input order, so the files (named by write task) sort in input order and a
+    # collection loaded from them stores rows as a single-process ingest does: hits of equal
+    # score come back in the same order.
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
     dataset = ray.data.from_arrow(blocks).map_batches(
         _EncodeBatch,
         fn_constructor_kwargs={
@@ -198,7 +202,7 @@ def _file_statistics(path: str) -> WhiteningKernel:
 
 
 def batches(encoded: Encoded) -> Iterator[tuple[list[Document], np.ndarray]]:
-    """The output's documents and raw vectors, one Parquet file at a time."""
+    """The output's documents and raw vectors, one Parquet file at a time, in input order."""
     for path in _files(Path(encoded.directory)):
         table = pq.read_table(path)
         documents = [
@@ -262,7 +266,7 @@ def create_and_load(
 
 
 def _files(directory: Path) -> list[Path]:
-    files = sorted(directory.glob("*.parquet"))
+    files = sorted(directory.glob("*.parquet"))  # the write task's index, zero-padded
     if not files:
         raise InvalidInput(f"{directory} holds no Parquet files of an encode")
     return files

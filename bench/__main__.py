@@ -21,6 +21,7 @@ BENCHMARKS = {
     "encoders": "bench.encoders",
     "load": "bench.load",
     "render": "bench.render",
+    "distributed": "bench.distributed",
 }
 MEASURES_NOTHING = {"render"}
 """Commands that only read result files: none of the common options apply."""
@@ -32,6 +33,7 @@ DESCRIPTIONS = {
     "encoders": "encoder backends (torch, onnx, onnx-int8): speed, STS-B, agreement",
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
     "render": "rewrite the tables of README.md and bench/README.md from bench/results/*.json",
+    "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
 }
 
 

@@ -241,6 +241,20 @@ class Collection:
             self._fit_all(settings)
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
 
+    def fit_statistics(self, statistics: WhiteningKernel) -> WriteResult:
+        """`fit` from statistics gathered elsewhere over exactly the stored documents (a
+        distributed encode sums them over its workers): the same kernel, without a pass of
+        Σxᵀx over the store. Statistics of another document count are refused."""
+        started = time.perf_counter()
+        with self._write_lock:
+            if statistics.n_samples_seen_ != self.count():
+                raise InvalidInput(
+                    f"statistics of {statistics.n_samples_seen_} vectors cannot fit collection "
+                    f"{self.name} of {self.count()} documents: fit it from its own vectors"
+                )
+            self._fit_all(self.manifest.settings, statistics)
+        return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
+
     def checkpoint(self) -> None:
         """Save the index as it is now, so the next open has nothing to reconcile; nothing to
         do when no write came since the last save (a shutdown rewrites only what changed)."""
@@ -493,10 +507,12 @@ class Collection:
                 f"{exc} (the documents are stored: fit with other settings, or add more)"
             )
 
-    def _fit_all(self, settings: Settings) -> None:
-        """Fit a kernel on every stored vector, build its index, save both, then switch."""
+    def _fit_all(self, settings: Settings, statistics: WhiteningKernel | None = None) -> None:
+        """Fit a kernel on every stored vector (or derive it from their `statistics`), build
+        its index, save both, then switch."""
         rows, vectors = self._store.vectors()
-        kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).fit(vectors)
+        kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k)
+        kernel = kernel.fit(vectors) if statistics is None else kernel.merge(statistics)
         index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
         manifest = replace(self.manifest, settings=settings, fitted_at=now())
         self._switch(manifest, _Fitted.of(kernel, index, settings, manifest.fitted_at))

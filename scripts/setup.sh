@@ -13,5 +13,5 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
-.venv/bin/python -m pip install --quiet --config-settings editable_mode=compat -e ".[test]"
+.venv/bin/python -m pip install --quiet --config-settings editable_mode=compat -e ".[test,distributed]"
 echo "$want" >"$stamp"

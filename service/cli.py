@@ -146,6 +146,8 @@ def ingest(args: argparse.Namespace) -> int:
         )
     except SourceError as exc:
         raise CliError(str(exc)) from exc
+    if args.ray is not None:
+        return _ingest_on_ray(args, documents)
     client = _client(args)
     name = args.collection
     info = client.request("GET", f"/collections/{name}", allow=(404,))
@@ -193,6 +195,79 @@ def ingest(args: argparse.Namespace) -> int:
         f"{info['count']} documents, {kernel}"
     )
     client.close()
+    return 0
+
+
+def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) -> int:
+    """Encode on a Ray cluster into Parquet, then load it into the data directory directly.
+
+    The server must not run on that directory meanwhile (its lock says so): a bulk load writes
+    the collection's files itself. `serve` then serves the collection as usual.
+    """
+    from index import distributed
+    from index.collection import Collection
+    from index.data_dir import DataDirBusy, DataDirLock
+    from index.errors import IndexError_
+    from index.snapshots import Settings as CollectionSettings
+    from service.config import Settings
+
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    root = Path(settings.data_dir).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(root)
+    try:
+        lock.acquire()
+    except DataDirBusy as exc:
+        raise CliError(f"{exc} (a --ray ingest writes the collection itself)") from exc
+    name = args.collection
+    try:
+        if not (root / name).exists() and not args.create:
+            raise CliError(f"no collection named {name!r} in {root}: pass --create to create it")
+        table = distributed.documents_table(documents)
+        options = distributed.EncodeOptions(
+            model=settings.model,
+            backend=settings.backend,
+            actors=args.actors,
+            cpus_per_actor=args.cpus_per_actor,
+            gpus_per_actor=args.gpus_per_actor,
+        )
+        started = time.perf_counter()
+        try:
+            distributed.connect(None if args.ray == "local" else args.ray)
+        except ConnectionError as exc:
+            raise CliError(f"cannot join the Ray cluster at {args.ray}: {exc}") from exc
+        encoded = distributed.encode(table, args.encoded or Path(f"{name}.encoded"), options)
+        kernel = distributed.statistics(encoded)
+        print(f"encoded {encoded.documents} documents into {encoded.directory}", file=sys.stderr)
+        if (root / name).exists():
+            collection = Collection(root / name)
+            added = distributed.load(collection, encoded, kernel, upsert=args.upsert)
+        else:
+            d = encoded.dimension
+            collection = distributed.create_and_load(
+                root,
+                name,
+                encoded,
+                kernel,
+                CollectionSettings(
+                    beta=settings.beta if args.beta is None else args.beta,
+                    gamma=settings.gamma if args.gamma is None else args.gamma,
+                    k=args.k or (None if settings.k is None else min(settings.k, d)),
+                    index_spec=args.index_spec or settings.index_spec,
+                    rescore=settings.rescore,
+                ),
+            )
+            added = encoded.documents
+        info = collection.describe()
+        collection.close()
+    except IndexError_ as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        lock.release()
+    print(
+        f"{name}: {added} added in {time.perf_counter() - started:.1f} s on Ray; "
+        f"{info['count']} documents, k={info.get('k')}"
+    )
     return 0
 
 
@@ -308,6 +383,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive, help="k of a collection made by --create")
     p.add_argument("--index-spec", help="FAISS spec of a collection made by --create")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ray = p.add_argument_group(
+        "distributed (needs the `distributed` extra; see docs/SCALING.md)",
+        "With --ray the file is encoded on a Ray cluster and loaded straight into --data-dir "
+        "(no server may run on it meanwhile); `serve` then serves the collection.",
+    )
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="encode on the Ray cluster at ADDRESS (`auto`: the one `ray start` began on this "
+        "machine); without ADDRESS, on a local Ray started for this run",
+    )
+    ray.add_argument("--data-dir", help="data directory to load into (default ./data)")
+    ray.add_argument("--actors", type=_positive, default=2, help="encoder actors (default 2)")
+    ray.add_argument("--cpus-per-actor", type=float, default=1.0, help="default 1")
+    ray.add_argument("--gpus-per-actor", type=float, default=0.0, help="default 0")
+    ray.add_argument(
+        "--encoded",
+        type=Path,
+        help="directory of the Parquet output (default ./NAME.encoded); a finished one of the "
+        "same documents is loaded again without re-encoding",
+    )
     p.set_defaults(run=ingest)
 
     p = commands.add_parser("query", help="search a collection, through a running server")

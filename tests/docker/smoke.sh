@@ -414,6 +414,8 @@ log "ok  the service runs as uid $uid"
 wait_ready ready
 
 expect 200 GET /health
+expect 200 GET /docs  # Swagger UI from the image's own files: no CDN, no network
+expect 200 GET /docs/assets/swagger-ui-bundle.js
 expect 201 POST /collections '{"name": "smoke"}'
 expect 201 POST /collections/smoke/documents '{"documents": [
     {"id": "guitar", "text": "A man is playing a guitar.", "metadata": {"topic": "music"}},

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from index.errors import InvalidInput, ModelMismatch, ModelUnavailable
+from index.text_cut import TextCutter
 from index.validation import check_texts
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -79,7 +80,8 @@ class Encoder:
         threads: intra-op threads of the backend (None: its default, one per core).
 
     The model loads on first use, once, even when several threads ask at the same time. Texts
-    longer than the model's max_seq_length tokens (256 for the default) are truncated.
+    longer than the model's max_seq_length tokens (256 for the default) are truncated, and cut
+    to the part the model reads before they are tokenised (index.text_cut: same vectors).
     """
 
     def __init__(
@@ -177,10 +179,11 @@ class TorchModel:
         self._model = SentenceTransformer(source, device="cpu")
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_seq_length = int(self._model.max_seq_length)
+        self.cutter = TextCutter(self._model.tokenizer.backend_tokenizer, self.max_seq_length)
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
         return self._model.encode(
-            list(texts),
+            self.cutter.cut_all(texts),
             batch_size=batch_size,
             show_progress_bar=progress,
             convert_to_numpy=True,

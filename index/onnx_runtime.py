@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from index.onnx_export import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from index.text_cut import TextCutter
 
 
 class OnnxSentenceModel:
@@ -36,6 +37,7 @@ class OnnxSentenceModel:
         self._tokenizer.enable_padding(
             pad_id=int(self.meta["pad_id"]), pad_token=str(self.meta["pad_token"])
         )
+        self.cutter = TextCutter(self._tokenizer, self.max_seq_length)
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         if threads is not None:
@@ -46,6 +48,7 @@ class OnnxSentenceModel:
 
     def encode(self, texts: Sequence[str], batch_size: int, progress: bool = False) -> np.ndarray:
         """Unit-norm float32 vectors, one row per text; batches of similar length pad less."""
+        texts = self.cutter.cut_all(texts)
         order = np.argsort([-len(text) for text in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         starts = range(0, len(texts), batch_size)

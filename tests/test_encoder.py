@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from index import Collection, Document, Encoder, ModelMismatch
 from index.encoder import check_backend
 from index.errors import InvalidInput
-from index.onnx_export import META_FILE, MODEL_FILE
+from index.onnx_export import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from index.text_cut import CEILING_CHARS_PER_TOKEN, TextCutter
 
 TEXTS = [
     "A man is playing a guitar.",
@@ -111,3 +113,89 @@ def test_exported_files_are_readable_by_other_users(encoder: Encoder) -> None:
     folder = encoder.export_dir()
     assert folder.stat().st_mode & 0o005 == 0o005
     assert all(path.stat().st_mode & 0o004 for path in folder.iterdir())
+
+
+PROSE = "The central bank raised interest rates again, citing inflation of 4.5% in May. "
+
+
+def _record_tokenizer_inputs(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Lengths of the texts each backend hands its tokenizer (a spy on the library's entry)."""
+    loaded = encoder._loaded()
+    lengths: list[int] = []
+    if encoder.backend == "torch":
+        model, entry = loaded._model, "preprocess"
+    else:
+        model, entry = loaded, "_tokenizer"
+    inner = getattr(model, entry)
+
+    class Recording:
+        def __getattr__(self, name: str):
+            return getattr(inner, name)
+
+        def encode_batch(self, texts, *args, **kwargs):
+            lengths.extend(len(t) for t in texts)
+            return inner.encode_batch(texts, *args, **kwargs)
+
+    def preprocess(inputs, *args, **kwargs):
+        lengths.extend(len(t) for t in inputs)
+        return inner(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(model, entry, preprocess if encoder.backend == "torch" else Recording())
+    return lengths
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_huge_text_is_cut_before_tokenising(
+    backend: str, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 item 6: a 5 MB text was tokenised whole (28 s of CPU, RSS 405 -> 819 MB)."""
+    subject = encoder if backend == "onnx" else Encoder(backend="torch")
+    huge = PROSE * (5_000_000 // len(PROSE))
+    expected = subject.encode([huge[:4000]])  # 4,000 characters hold more than 256 tokens
+    lengths = _record_tokenizer_inputs(subject, monkeypatch)
+    vector = subject.encode([huge, "a short one"])
+    assert lengths and max(lengths) <= 8 * subject.max_seq_length, lengths
+    np.testing.assert_allclose(vector[:1], expected, atol=1e-6)
+
+
+def _tokenizer(encoder: Encoder, max_tokens: int) -> Tokenizer:
+    tokenizer = Tokenizer.from_file(str(encoder.export_dir() / TOKENIZER_FILE))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
+def test_a_cut_keeps_every_token_the_model_reads(encoder: Encoder) -> None:
+    """Texts made to trip a cut (whitespace runs, words over WordPiece's 100 characters,
+    accents as combining marks, CJK, control characters, emoji) give the tokens of the whole
+    text; a small window (16 tokens) puts the cut inside each kind of piece."""
+    assert encoder.dimension == 384  # exports if needed
+    max_tokens = 16
+    tokenizer = _tokenizer(encoder, max_tokens)
+    cutter = TextCutter(tokenizer, max_tokens)
+    pieces = [
+        "word", "Inflation", "rose", ",", ".", "4.5%", "e\u0301te\u0301", "Ünïcödé", "漢字漢字",
+        "🙂", "\x00", "\t", "\n\n", " " * 37, " " * 200, "x" * 101, "antidisestablishment" * 9,
+        "-", "don't", "ＦＵＬＬ", "\u200b",
+    ]  # fmt: skip
+    rng = np.random.default_rng(7)
+    cut_count = 0
+    for _ in range(400):
+        text = "".join(
+            pieces[i] + (" " if rng.random() < 0.6 else "")
+            for i in rng.integers(0, len(pieces), int(rng.integers(1, 400)))
+        )
+        cut = cutter.cut(text)
+        assert text.startswith(cut)
+        cut_count += len(cut) < len(text)
+        assert tokenizer.encode(cut).ids == tokenizer.encode(text).ids, repr(text[: len(cut) + 50])
+    assert cut_count > 100, "the window should have cut many of these texts"
+
+
+def test_a_text_without_words_is_cut_at_the_ceiling(encoder: Encoder) -> None:
+    """Megabytes of spaces or one endless word: no word boundary proves a cut, so the text is
+    cut at the ceiling rather than tokenised whole."""
+    assert encoder.dimension == 384
+    cutter = TextCutter(_tokenizer(encoder, 256), 256)
+    for text in (" " * 2_000_000 + "word", "a" * 2_000_000):
+        assert len(cutter.cut(text)) == CEILING_CHARS_PER_TOKEN * 256

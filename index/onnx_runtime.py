@@ -40,6 +40,10 @@ class OnnxSentenceModel:
         self.cutter = TextCutter(self._tokenizer, self.max_seq_length)
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
+        # Idle intra-op threads sleep instead of spinning: the cores are shared with the HTTP
+        # workers, FAISS, tokenising and other processes, and spinning threads took their time
+        # (measured under load: sentences/s 1.6x with spinning off, abstracts no slower).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(

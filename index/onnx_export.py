@@ -7,8 +7,6 @@ temporary folder and renamed into place, so a killed export leaves nothing half-
 Choices measured on this project's machines (see ../shared/ENCODERS.md):
 - torch's legacy exporter (`dynamo=False`) with eager attention: ONNX Runtime's BERT optimizer
   fuses its attention; the dynamo graph is exact too but fuses nothing.
-- The fp32 graph is fused too (attention, GELU, layer norms): same vectors (cosine to torch
-  ≥ 0.99999), and faster on long texts (bench/results/encoders.md).
 - int8 is dynamic quantisation of the fused graph with per-channel symmetric QInt8 weights: the
   per-tensor default drifts (mean cosine 0.958 to fp32), per-channel keeps about 0.99.
 """
@@ -20,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 1
 """Bumped when the exported files change, so that older exports are rebuilt."""
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -39,9 +37,8 @@ def export(source: str, target: Path, quantize: bool) -> Path:
     staging.chmod(0o755)  # mkdtemp makes it 0700: a server running as another user must read it
     try:
         meta = _export_fp32(source, staging)
-        meta["fused"] = _fuse(staging / MODEL_FILE, meta)
         if quantize:
-            _quantize(staging / MODEL_FILE)
+            _quantize(staging / MODEL_FILE, meta)
         meta["quantized"] = quantize
         (staging / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         try:
@@ -113,8 +110,10 @@ def _export_fp32(source: str, folder: Path) -> dict[str, Any]:
     }
 
 
-def _fuse(path: Path, meta: dict[str, Any]) -> bool:
-    """Fuse the graph in place where ONNX Runtime knows the architecture; False where not."""
+def _quantize(path: Path, meta: dict[str, Any]) -> None:
+    """Fuse the graph where ONNX Runtime knows the architecture, then int8 per channel."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
     fused = path.with_name("fused.onnx")
@@ -126,24 +125,13 @@ def _fuse(path: Path, meta: dict[str, Any]) -> bool:
             hidden_size=meta["hidden_size"],
             opt_level=1,
         ).save_model_to_file(str(fused))
-    except Exception:  # an architecture the optimizer does not know: keep the plain graph
-        return False
-    fused.replace(path)
-    return True
-
-
-def _quantize(path: Path) -> None:
-    """int8 weights per channel, in place."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    plain = path.with_name("fp32.onnx")
-    path.replace(plain)
+    except Exception:  # an architecture the optimizer does not know: quantize the plain graph
+        shutil.copyfile(path, fused)
     quantize_dynamic(
-        str(plain),
+        str(fused),
         str(path),
         per_channel=True,
         weight_type=QuantType.QInt8,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    plain.unlink()
+    fused.unlink()

@@ -199,17 +199,3 @@ def test_a_text_without_words_is_cut_at_the_ceiling(encoder: Encoder) -> None:
     cutter = TextCutter(_tokenizer(encoder, 256), 256)
     for text in (" " * 2_000_000 + "word", "a" * 2_000_000):
         assert len(cutter.cut(text)) == CEILING_CHARS_PER_TOKEN * 256
-
-
-def test_the_fp32_export_runs_fused_attention(encoder: Encoder) -> None:
-    """Issue 14: the fp32 graph is fused (faster on long texts); its vectors are checked against
-    torch above."""
-    import json
-
-    import onnx
-
-    assert encoder.dimension == 384
-    folder = encoder.export_dir()
-    assert json.loads((folder / META_FILE).read_text(encoding="utf-8"))["fused"] is True
-    ops = {node.op_type for node in onnx.load(str(folder / MODEL_FILE)).graph.node}
-    assert {"Attention", "SkipLayerNormalization"} <= ops, ops

@@ -107,8 +107,8 @@ class CollectionInfo(BaseModel):
     fitted: bool
     fit_error: str | None = Field(
         None,
-        description="Why a collection holding documents has no kernel (settings it cannot fit "
-        "yet); a fit with other settings, or more documents, repairs it.",
+        description="Why the collection has no kernel yet (too few documents, or settings it "
+        "cannot fit yet); a fit with other settings, or more documents, repairs it.",
     )
     fitted_at: str | None
     fitted_on: int | None = Field(

@@ -208,7 +208,6 @@ def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) ->
     from index.collection import Collection
     from index.data_dir import DataDirBusy, DataDirLock
     from index.errors import IndexError_
-    from index.snapshots import Settings as CollectionSettings
     from service.config import Settings
 
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
@@ -243,18 +242,13 @@ def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) ->
             collection = Collection(root / name)
             added = distributed.load(collection, encoded, kernel, upsert=args.upsert)
         else:
-            d = encoded.dimension
             collection = distributed.create_and_load(
                 root,
                 name,
                 encoded,
                 kernel,
-                CollectionSettings(
-                    beta=settings.beta if args.beta is None else args.beta,
-                    gamma=settings.gamma if args.gamma is None else args.gamma,
-                    k=args.k or (None if settings.k is None else min(settings.k, d)),
-                    index_spec=args.index_spec or settings.index_spec,
-                    rescore=settings.rescore,
+                settings.collection_settings(
+                    encoded.dimension, args.beta, args.gamma, args.k, args.index_spec
                 ),
             )
             added = encoded.documents

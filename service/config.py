@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.encoder import DEFAULT_BACKEND, Backend
+from index.snapshots import Settings as CollectionSettings
 
 ENV_PREFIX = "WHITENED_SEARCH_"
 OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker compose runs"}
@@ -126,6 +127,28 @@ class Settings(BaseSettings):
         "(1.6x the queries/s at 16 clients here), off for onnx and onnx-int8 (a batch pads "
         "every text to the longest; their queries/s halved).",
     )
+
+    def collection_settings(
+        self,
+        dimension: int,
+        beta: float | None = None,
+        gamma: float | None = None,
+        k: int | None = None,
+        index_spec: str | None = None,
+        rescore: str | bool | None = None,
+        rescore_k: int | None = None,
+    ) -> CollectionSettings:
+        """A new collection's settings: what is given, else this server's defaults (a default
+        k above the model's `dimension` becomes the dimension). The one place of that rule, for
+        collections created over HTTP and by `ingest --ray` alike."""
+        return CollectionSettings(
+            beta=self.beta if beta is None else beta,
+            gamma=self.gamma if gamma is None else gamma,
+            k=(None if self.k is None else min(self.k, dimension)) if k is None else k,
+            index_spec=self.index_spec if index_spec is None else index_spec,
+            rescore=self.rescore if rescore is None else rescore,
+            rescore_k=rescore_k,
+        )
 
     def query_batch_seconds(self) -> float:
         """The query-batching window in force: the setting, else the backend's default."""

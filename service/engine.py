@@ -30,7 +30,6 @@ from index import (
     WhiteningKernel,
     WriteResult,
 )
-from index import Settings as CollectionSettings
 from index.collection import Answer
 from index.compression import CompressionReport
 from index.documents import prepare
@@ -186,20 +185,14 @@ class Engine:
     ) -> dict[str, Any]:
         """Create a collection; what is left out comes from the server's defaults (a default k
         above the model's dimension becomes the dimension)."""
-        s = self.settings
         if model is not None:
             self._check_model_allowed(model)
         try:
             dimension = self.catalog.encoder(model).dimension  # loads it
         except Exception as exc:  # sentence-transformers raises many kinds for a bad model
             raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
-        settings = CollectionSettings(
-            beta=s.beta if beta is None else beta,
-            gamma=s.gamma if gamma is None else gamma,
-            k=(None if s.k is None else min(s.k, dimension)) if k is None else k,
-            index_spec=s.index_spec if index_spec is None else index_spec,
-            rescore=s.rescore if rescore is None else rescore,
-            rescore_k=rescore_k,
+        settings = self.settings.collection_settings(
+            dimension, beta, gamma, k, index_spec, rescore, rescore_k
         )
         return self.catalog.create(name, model, settings).describe()
 

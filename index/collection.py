@@ -3,7 +3,7 @@
 Layout:
     manifest.json        format version, model id, d, settings (β, γ, k, index spec), snapshot name
     documents.sqlite     id, text, metadata and raw vector of each document (the source of truth)
-    snapshots/NAME/      kernel.npz and index.faiss, replaced as a whole by a manifest switch
+    snapshots/NAME/      kernel.npz and index.npz, replaced as a whole by a manifest switch
 
 A write stores documents in one SQLite transaction, then updates the in-memory index. The index
 is saved by `fit` and `checkpoint`; on open it is reconciled with the documents (rows added since
@@ -38,6 +38,10 @@ from index.validation import as_matrix, check_texts
 from index.vector_index import VectorIndex
 
 DOCUMENTS_FILE = "documents.sqlite"
+
+COMPACT_AT = 0.25
+"""Share of tombstoned codes (deleted or replaced documents) at which the index is built anew
+from the stored vectors: a graph or flat index keeps a removed vector's code until then."""
 
 REFIT_GROWTH = 2.0
 """An ingest that ends with this many times the documents the kernel was fitted on refits it:
@@ -453,21 +457,24 @@ class Collection:
     def _update_index(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> None:
         """Bring the index in line with a store write: `removed` rows out, `added` rows in.
 
-        Graph indexes cannot remove: they are rebuilt from the store, which holds the write.
+        Removed rows leave tombstones; once they are COMPACT_AT of the index, or when rows to
+        add do not come after every indexed one (a snapshot older than a failed write), the
+        index is built anew from the store, which holds the write.
         """
         fitted = self._fitted
         if fitted is None or not (len(removed) or len(added)):
             return
         self._unsaved = True
-        if len(removed) and not fitted.index.supports_remove:
-            rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
-            self._fitted = replace(fitted, index=rebuilt)
-            return
+        index = fitted.index
         transformed = fitted.kernel.transform(vectors) if len(added) else None
         with self._index_lock:
-            fitted.index.remove(removed)
-            if transformed is not None:
-                fitted.index.add(transformed, added)
+            index.remove(removed)
+            rising = not len(added) or added.min() > index.last_id
+            if transformed is not None and rising:
+                index.add(transformed, added)
+        if not rising or index.dead_fraction > COMPACT_AT:
+            rebuilt = self._build_index(fitted.kernel, self.manifest.settings.index_spec)
+            self._fitted = replace(fitted, index=rebuilt)
 
     @property
     def refit_due(self) -> bool:

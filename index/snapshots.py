@@ -26,7 +26,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 KERNEL_FILE = "kernel.npz"
-INDEX_FILE = "index.faiss"
+INDEX_FILE = "index.npz"
+LEGACY_INDEX_FILE = "index.faiss"
+"""The index file of snapshots written before ids left FAISS (`VectorIndex.load` converts it)."""
 SNAPSHOT_PATTERN = re.compile(r"(?:\.staging-)?\d{8}T\d{6}-[0-9a-f]{8}")
 """Names `write_snapshot` gives (and its staging names): the only entries it may remove."""
 
@@ -129,7 +131,10 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
     path = directory / SNAPSHOTS / manifest.snapshot
     try:
         kernel = WhiteningKernel.load(path / KERNEL_FILE)
-        index = VectorIndex.load(path / INDEX_FILE, manifest.settings.index_spec, kernel.k_)
+        index_file = path / INDEX_FILE
+        if not index_file.exists() and (path / LEGACY_INDEX_FILE).exists():
+            index_file = path / LEGACY_INDEX_FILE
+        index = VectorIndex.load(index_file, manifest.settings.index_spec, kernel.k_)
     except FileNotFoundError as exc:
         raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
     except InvalidInput as exc:  # a spec this version refuses: the collection is unavailable

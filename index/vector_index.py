@@ -4,8 +4,11 @@ Float specs come from `faiss.index_factory` ("Flat", "HNSW32", "SQ8", "PQ16", "I
 "RaBitQ"...). Binary specs ("BFlat", "BHNSW32") keep one bit per dimension, the sign of the kernel
 coordinate, and search by Hamming distance: k/8 bytes per vector. "RaBitQ" also keeps one bit per
 dimension (plus two floats) but scores a float query against the bits, which ranks far better.
+The FAISS index holds codes only; ids live in an `IdMap` (runs of rising ids, a tombstone bit per
+removed one), so a 64-bit code costs 8 bytes in memory, not 16.
 """
 
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -15,7 +18,8 @@ import faiss
 import numpy as np
 
 from index import index_spec
-from index.errors import InvalidIndexSpec, InvalidInput, NotEnoughData, StorageError
+from index.errors import InvalidInput, NotEnoughData, StorageError
+from index.id_map import IdMap
 from index.storage import atomic_write
 from index.validation import as_matrix, unit_rows
 
@@ -36,11 +40,13 @@ HNSW_EF_SEARCH = 64
 
 
 class VectorIndex:
-    """A FAISS index for L2-normalised vectors, addressed by int64 ids.
+    """A FAISS index for L2-normalised vectors, addressed by rising int64 ids (document rows).
 
     Specs that need training are trained on the first `add` (or `build`); too few vectors to
-    train is a NotEnoughData error. `score_kind` names what `search` scores are: "cosine" (Flat,
-    HNSW), "quantized_cosine" (SQ, PQ: cosine of the codes) or "sign_agreement" (binary:
+    train is a NotEnoughData error. Ids must rise from add to add (`IdMap`); a removed id leaves
+    a tombstone that searches skip, until the index is built anew (`dead_fraction` says when
+    that pays). `score_kind` names what `search` scores are: "cosine" (Flat, HNSW),
+    "quantized_cosine" (SQ, PQ, RaBitQ: cosine of the codes) or "sign_agreement" (binary:
     1 − 2·Hamming/k, the fraction of agreeing signs rescaled to [−1, 1]).
     """
 
@@ -51,75 +57,80 @@ class VectorIndex:
         self._spec = index_spec.parse(spec, dim)
         self.spec = self._spec.text
         self._index = _new_index(self._spec)
+        self._ids = IdMap()
         self.saved_bytes_per_vector: float | None = None
 
     @classmethod
     def build(cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray) -> "VectorIndex":
         """A new index holding `vectors` under `ids`, trained on them when the spec needs it."""
+        order = np.argsort(_as_ids(ids), kind="stable")
         index = cls(dim, spec)
-        index.add(vectors, ids)
+        index.add(as_matrix(vectors, dim, "vectors")[order], _as_ids(ids)[order])
         return index
 
     @property
     def ntotal(self) -> int:
-        return int(self._index.ntotal)
+        """Live vectors (tombstones left out)."""
+        return self._ids.size - self._ids.dead
+
+    @property
+    def dead_fraction(self) -> float:
+        """The share of the index's codes that belong to removed ids."""
+        return self._ids.dead / self._ids.size if self._ids.size else 0.0
 
     @property
     def is_binary(self) -> bool:
-        return isinstance(self._index, faiss.IndexBinaryIDMap2)
+        return isinstance(self._index, faiss.IndexBinary)
 
     @property
     def score_kind(self) -> str:
         if self.is_binary:
             return "sign_agreement"
-        inner = self._codec
-        exact = isinstance(inner, faiss.IndexFlat) or (
-            isinstance(inner, faiss.IndexIVFFlat) and not isinstance(inner, faiss.IndexIVFPQ)
+        codec = self._codec
+        exact = isinstance(codec, faiss.IndexFlat) or (
+            isinstance(codec, faiss.IndexIVFFlat) and not isinstance(codec, faiss.IndexIVFPQ)
         )
         return "cosine" if exact else "quantized_cosine"
 
     @property
-    def supports_remove(self) -> bool:
-        """False for graph indexes (HNSW, NSG): removing from them means building anew."""
-        return not isinstance(self._inner, faiss.IndexHNSW | faiss.IndexNSG | faiss.IndexBinaryHNSW)
-
-    @property
     def bytes_per_vector(self) -> float | None:
-        """Memory per vector as FAISS serialises the index: codes, graph links, ids, codebooks.
+        """Memory per live vector: the index as FAISS serialises it (codes, per-vector factors,
+        graph links, codebooks) plus the id runs and tombstone bits; tombstoned codes count too.
 
         It serialises the index: not while another thread adds. `saved_bytes_per_vector` is the
         same figure as of the last save or load, free to read at any time.
         """
         if self.ntotal == 0:
             return None
-        return len(self._serialize()) / self.ntotal
+        return (len(self._serialize()) + self._ids.nbytes) / self.ntotal
+
+    @property
+    def last_id(self) -> int:
+        """The largest id ever added (−1 when none): ids added next must exceed it."""
+        return self._ids.last
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._ids.live_ids()
 
     def add(self, vectors: Any, ids: Any) -> None:
+        """Add `vectors` under `ids`, which must rise and exceed every id added before."""
         codes = self._codes(vectors)
         ids = _as_ids(ids)
         if len(ids) != len(codes):
             raise InvalidInput(f"{len(codes)} vectors but {len(ids)} ids: give one id each")
         if not len(ids):
             return
-        self._spec.check_fits(self.ntotal + len(ids))  # before FAISS allocates or trains
+        self._ids.check_rising(ids)
+        self._spec.check_fits(self._ids.size + len(ids))  # before FAISS allocates or trains
         faiss.omp_set_num_threads(FAISS_THREADS)
         if not self._index.is_trained:
             self._train(codes)
-        self._index.add_with_ids(codes, ids)
+        self._index.add(codes)
+        self._ids.append(ids)
 
     def remove(self, ids: Any) -> int:
-        """Remove `ids` (unknown ones are ignored); returns how many were removed."""
-        ids = _as_ids(ids)
-        if not len(ids):
-            return 0
-        if not self.supports_remove:
-            raise InvalidIndexSpec(
-                f"index spec {self.spec!r} cannot remove vectors in place: build it anew"
-            )
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        """Remove `ids` (unknown ones are ignored) by tombstones; returns how many were removed."""
+        return self._ids.remove(_as_ids(ids))
 
     def quantize(self, vectors: Any) -> np.ndarray:
         """`vectors` as the index holds them (decoded codes), L2-normalised: what it scores."""
@@ -127,10 +138,10 @@ class VectorIndex:
         if self.is_binary:
             signs = np.where(vectors > 0, 1.0, -1.0).astype(np.float32)
             return signs / np.sqrt(self.dim, dtype=np.float32)
-        inner = self._codec
-        if not inner.is_trained:
+        codec = self._codec
+        if not codec.is_trained:
             raise NotEnoughData("the index is not trained yet: add vectors first")
-        return unit_rows(inner.sa_decode(inner.sa_encode(vectors)))
+        return unit_rows(codec.sa_decode(codec.sa_encode(vectors)))
 
     def search(
         self, queries: Any, top_k: int, allowed_ids: np.ndarray | None = None
@@ -144,78 +155,80 @@ class VectorIndex:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
         n = len(codes)
-        if self.ntotal == 0 or (allowed_ids is not None and len(allowed_ids) == 0):
+        allowed = None if allowed_ids is None else self._ids.positions_of(_as_ids(allowed_ids))
+        if self.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros((n, top_k), np.float32), np.full((n, top_k), -1, np.int64)
-        if allowed_ids is not None:
-            allowed_ids = _as_ids(allowed_ids)
-            if len(allowed_ids) <= EXACT_FILTER_LIMIT and not isinstance(
-                self._inner, faiss.IndexIVF
-            ):
-                return self._search_subset(codes, top_k, allowed_ids)
-        selector = None if allowed_ids is None else faiss.IDSelectorBatch(allowed_ids)
+        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT and not self._is_ivf:
+            return self._search_subset(codes, top_k, allowed)
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(allowed)
+        elif self._ids.dead:
+            selector = faiss.IDSelectorBitmap(self._ids.size, faiss.swig_ptr(self._ids.live_bitmap))
+        else:
+            selector = None
         params = self._search_parameters(top_k, selector)
         faiss.omp_set_num_threads(FAISS_THREADS)
         try:
-            distances, ids = self._index.search(codes, top_k, params=params)
-        except RuntimeError:
-            if allowed_ids is None:
+            distances, positions = self._index.search(codes, top_k, params=params)
+        except RuntimeError:  # plain PQ takes no selector
+            if selector is None:
                 raise
-            return self._search_subset(codes, top_k, allowed_ids)  # no selector support
-        return self._scores(distances, ids), ids
+            return self._search_subset(codes, top_k, allowed)
+        return self._scores(distances, positions), self._ids.ids_at(positions)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index atomically: a crash leaves the previous file or this one."""
+        """Write the index and its ids atomically: a crash leaves the previous file or this one."""
         data = self._serialize()
+        buffer = io.BytesIO()
+        np.savez(buffer, faiss=data, **self._ids.to_arrays())
         with atomic_write(path) as handle:
-            handle.write(data.tobytes())
-        self.saved_bytes_per_vector = len(data) / self.ntotal if self.ntotal else None
+            handle.write(buffer.getbuffer())
+        self.saved_bytes_per_vector = (
+            (len(data) + self._ids.nbytes) / self.ntotal if self.ntotal else None
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], spec: str, dim: int) -> "VectorIndex":
-        """The index saved at `path`; a spec outside the grammar is refused before FAISS reads."""
+        """The index saved at `path` (or by a version that kept FAISS's id map: converted); a
+        spec outside the grammar is refused before FAISS reads."""
         parsed = index_spec.parse(spec, dim)
-        binary = parsed.binary
-        try:
-            loaded = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))
-        except RuntimeError as exc:
-            raise StorageError(f"index file {path} is unreadable: {exc}") from exc
-        expected = faiss.IndexBinaryIDMap2 if binary else faiss.IndexIDMap2
-        if not isinstance(loaded, expected) or loaded.d != dim:
-            raise StorageError(f"index file {path} does not hold an id-mapped {spec} index")
         index = cls.__new__(cls)
         index.dim = dim
         index._spec = parsed
         index.spec = parsed.text
-        index._index = loaded
+        try:
+            index._index, index._ids = _read(path, parsed.binary)
+        except (RuntimeError, ValueError, KeyError, OSError, InvalidInput) as exc:
+            raise StorageError(f"index file {path} is unreadable: {_first_line(exc)}") from exc
+        if index._index.d != dim or index._index.ntotal != index._ids.size:
+            raise StorageError(f"index file {path} does not hold a {spec} index of dimension {dim}")
         index.saved_bytes_per_vector = (
-            os.path.getsize(path) / loaded.ntotal if loaded.ntotal else None
+            os.path.getsize(path) / index.ntotal if index.ntotal else None
         )
         return index
 
     # ---- internals --------------------------------------------------------------------------
 
     @property
-    def _inner(self) -> Any:
-        if self.is_binary:
-            return faiss.downcast_IndexBinary(self._index.index)
-        return faiss.downcast_index(self._index.index)
+    def _is_ivf(self) -> bool:
+        return isinstance(self._index, faiss.IndexIVF)
 
     @property
     def _codec(self) -> Any:
         """The float index that encodes the vectors: an HNSW graph's storage, else the index."""
-        inner = self._inner
-        return faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+        index = self._index
+        return faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
 
     def _codes(self, vectors: Any) -> np.ndarray:
         """Float32 rows for float indexes; packed sign bits for binary ones."""
         vectors = np.ascontiguousarray(as_matrix(vectors, self.dim, "vectors"), dtype=np.float32)
         return np.packbits(vectors > 0, axis=1) if self.is_binary else vectors
 
-    def _scores(self, distances: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    def _scores(self, distances: np.ndarray, positions: np.ndarray) -> np.ndarray:
         if not self.is_binary:
             return distances
         scores = 1.0 - 2.0 * distances.astype(np.float32) / self.dim
-        return np.where(ids >= 0, scores, 0.0).astype(np.float32)
+        return np.where(positions >= 0, scores, 0.0).astype(np.float32)
 
     def _serialize(self) -> np.ndarray:
         if self.is_binary:
@@ -223,26 +236,24 @@ class VectorIndex:
         return faiss.serialize_index(self._index)
 
     def _search_subset(
-        self, codes: np.ndarray, top_k: int, allowed_ids: np.ndarray
+        self, codes: np.ndarray, top_k: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores against the index's own codes of `allowed_ids`, for selective filters
-        (where a graph search would miss them) and for indexes that take no selector (plain PQ)."""
-        present = allowed_ids[np.isin(allowed_ids, self.ids())]
-        n = len(codes)
-        out_scores = np.zeros((n, top_k), np.float32)
-        out_ids = np.full((n, top_k), -1, np.int64)
-        if not len(present):
-            return out_scores, out_ids
+        """Exact scores against the index's own codes at the `allowed` positions (None: every
+        live one), for selective filters (where a graph search would miss them) and for indexes
+        that take no selector (plain PQ)."""
+        positions = self._ids.live_positions() if allowed is None else allowed
         if self.is_binary:
-            stored = np.stack([self._index.reconstruct(int(i)) for i in present])
+            stored = np.stack([self._index.reconstruct(int(i)) for i in positions])
             hamming = np.unpackbits(codes[:, None, :] ^ stored[None, :, :], axis=2).sum(axis=2)
             scores = 1.0 - 2.0 * hamming.astype(np.float32) / self.dim
         else:
-            scores = codes @ self._index.reconstruct_batch(present).T
+            scores = codes @ self._index.reconstruct_batch(positions).T
         order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-        width = order.shape[1]
+        n, width = len(codes), order.shape[1]
+        out_scores = np.zeros((n, top_k), np.float32)
+        out_ids = np.full((n, top_k), -1, np.int64)
         out_scores[:, :width] = np.take_along_axis(scores, order, axis=1)
-        out_ids[:, :width] = present[order]
+        out_ids[:, :width] = self._ids.ids_at(positions[order])
         return out_scores, out_ids
 
     def _train(self, codes: np.ndarray) -> None:
@@ -258,13 +269,13 @@ class VectorIndex:
     def _search_parameters(
         self, top_k: int, selector: faiss.IDSelector | None
     ) -> faiss.SearchParameters | None:
-        inner = self._inner
-        if isinstance(inner, faiss.IndexHNSW):
+        index = self._index
+        if isinstance(index, faiss.IndexHNSW | faiss.IndexBinaryHNSW):
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(HNSW_EF_SEARCH, 2 * top_k)
-        elif isinstance(inner, faiss.IndexIVF):
+        elif isinstance(index, faiss.IndexIVF):
             params = faiss.SearchParametersIVF()
-            params.nprobe = min(IVF_NPROBE, inner.nlist)
+            params.nprobe = min(IVF_NPROBE, index.nlist)
         elif selector is None:
             return None
         else:
@@ -276,11 +287,32 @@ class VectorIndex:
 
 
 def _new_index(spec: index_spec.IndexSpec) -> Any:
-    """The id-mapped FAISS index of a parsed spec (the grammar has bounded its parameters)."""
+    """The FAISS index of a parsed spec (the grammar has bounded its parameters)."""
     if spec.binary:
-        return faiss.IndexBinaryIDMap2(faiss.index_binary_factory(spec.dim, spec.text))
-    index = faiss.index_factory(spec.dim, spec.text, faiss.METRIC_INNER_PRODUCT)
-    return faiss.IndexIDMap2(index)
+        return faiss.index_binary_factory(spec.dim, spec.text)
+    return faiss.index_factory(spec.dim, spec.text, faiss.METRIC_INNER_PRODUCT)
+
+
+def _read(path: str | os.PathLike[str], binary: bool) -> tuple[Any, IdMap]:
+    """The FAISS index and id map `save` wrote; a file of a version that kept FAISS's own id
+    map (an IDMap2 index) is taken apart into the same two."""
+    with open(path, "rb") as handle:
+        zipped = handle.read(4) == b"PK\x03\x04"
+    if zipped:
+        with np.load(path) as saved:
+            data = saved["faiss"]
+            ids = IdMap.from_arrays(saved["starts"], saved["firsts"], saved["live"])
+        read = faiss.deserialize_index_binary if binary else faiss.deserialize_index
+        return read(data), ids
+    legacy = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))
+    if not isinstance(legacy, faiss.IndexBinaryIDMap2 | faiss.IndexIDMap2):
+        raise ValueError("it holds no id-mapped index")
+    ids = IdMap.of(faiss.vector_to_array(legacy.id_map).astype(np.int64))
+    if binary:
+        inner = faiss.downcast_IndexBinary(legacy.index)
+        return faiss.deserialize_index_binary(faiss.serialize_index_binary(inner)), ids
+    inner = faiss.downcast_index(legacy.index)
+    return faiss.deserialize_index(faiss.serialize_index(inner)), ids
 
 
 def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:

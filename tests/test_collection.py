@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from index import Collection, Document, Encoder, Settings
+from index.collection import COMPACT_AT
 from index.errors import (
     Conflict,
     InvalidHyperparameters,
@@ -141,6 +142,25 @@ def test_graph_index_handles_delete_and_upsert(
     c.add_vectors(_docs(corpus[:1], 7), corpus_vectors[:1], upsert=True)
     assert c.count() == c.index.ntotal == 179
     assert "doc-5" not in {h.id for h in c.search_vectors(corpus_vectors[5:6], top_k=5)[0]}
+
+
+def test_deletes_leave_tombstones_until_a_quarter_of_the_index_is_dead(
+    tmp_path: Path, corpus: list[str], corpus_vectors
+) -> None:
+    """A removed vector's code stays (searches skip it) until COMPACT_AT of the index is
+    dead; then the index is built anew from the store, and a reopen keeps all of it."""
+    c = Collection.create(tmp_path / "c", "m", 384, Settings(k=64, index_spec="SQ8"))
+    c.add_vectors(_docs(corpus), corpus_vectors)
+    before = c.index
+    c.delete([f"doc-{i}" for i in range(0, 40)])
+    assert c.index is before and 0 < c.index.dead_fraction <= COMPACT_AT
+    hits = c.search_vectors(corpus_vectors[:40], top_k=3)
+    assert all(h.id not in {f"doc-{i}" for i in range(40)} for query in hits for h in query)
+    c.delete([f"doc-{i}" for i in range(40, 60)])
+    assert c.index is not before and c.index.dead_fraction == 0
+    assert c.count() == c.index.ntotal == 120
+    reopened = Collection(c.path)
+    assert np.array_equal(reopened.index.ids(), c.index.ids())
 
 
 def test_reopen_gives_the_same_answers_and_reconciles_unsaved_writes(

@@ -63,31 +63,66 @@ def test_filter_matching_nothing_returns_padding(vectors: np.ndarray) -> None:
     assert (ids == -1).all() and scores.shape == (2, 3)
 
 
-@pytest.mark.parametrize("spec", ["Flat", "SQ8", "IVF16,Flat"])
-def test_remove(spec: str, vectors: np.ndarray) -> None:
+@pytest.mark.parametrize("spec", ["Flat", "SQ8", "IVF16,Flat", "HNSW32", "PQ8x4", "BHNSW32"])
+def test_removed_ids_are_never_found_again(spec: str, vectors: np.ndarray) -> None:
+    """Graph indexes used to be rebuilt from the store on every delete; tombstones serve every
+    spec alike (plain PQ, which takes no selector, by its exact subset path)."""
     index = VectorIndex.build(DIM, spec, vectors, IDS)
     assert index.remove([1000, 1001, 99]) == 2
     assert index.ntotal == len(vectors) - 2
+    assert index.dead_fraction == pytest.approx(2 / len(vectors))
     _, ids = index.search(vectors[:2], 3)
-    assert not np.isin([1000, 1001], ids).any()
+    assert not np.isin([1000, 1001], ids).any() and (ids >= 0).all()
+    _, filtered = index.search(vectors[:2], 3, allowed_ids=IDS[:5])
+    assert set(filtered[filtered >= 0].tolist()) <= {1002, 1003, 1004}
+    assert 1000 not in index.ids() and len(index.ids()) == index.ntotal
 
 
-def test_graph_index_says_it_cannot_remove(vectors: np.ndarray) -> None:
-    index = VectorIndex.build(DIM, "HNSW32", vectors, IDS)
-    assert not index.supports_remove
-    with pytest.raises(InvalidIndexSpec, match="cannot remove"):
-        index.remove([1000])
+def test_ids_must_rise_from_add_to_add(vectors: np.ndarray) -> None:
+    index = VectorIndex.build(DIM, "Flat", vectors[:10], IDS[:10])
+    with pytest.raises(InvalidInput, match="must rise"):
+        index.add(vectors[10:12], [5, 6])
+    assert index.ntotal == 10 and index.last_id == IDS[9]
+    index.add(vectors[10:12], [5000, 7000])  # gaps are fine
+    _, ids = index.search(vectors[11:12], 1)
+    assert ids[0, 0] == 7000
+
+
+def test_a_64_bit_code_costs_8_bytes_not_16(vectors: np.ndarray) -> None:
+    """FAISS's IDMap kept an int64 per vector beside its code; ids live in runs now."""
+    index = VectorIndex.build(64, "BFlat", np.hstack([vectors, vectors]), IDS)
+    assert index.bytes_per_vector is not None and index.bytes_per_vector < 8.5
+    rabitq = VectorIndex.build(64, "RaBitQ", np.hstack([vectors, vectors]), IDS)
+    assert rabitq.bytes_per_vector is not None and rabitq.bytes_per_vector < 16.5
+
+
+def test_an_index_saved_with_faiss_ids_is_converted_on_load(vectors: np.ndarray, tmp_path) -> None:
+    """Snapshots written before ids left FAISS hold an IndexIDMap2: they load as they were."""
+    legacy = faiss.IndexIDMap2(faiss.index_factory(DIM, "SQ8", faiss.METRIC_INNER_PRODUCT))
+    legacy.train(vectors)
+    legacy.add_with_ids(vectors, IDS)
+    legacy.remove_ids(faiss.IDSelectorBatch(IDS[:3]))
+    faiss.write_index(legacy, str(tmp_path / "index.faiss"))
+    loaded = VectorIndex.load(tmp_path / "index.faiss", "SQ8", DIM)
+    assert loaded.ntotal == len(vectors) - 3
+    assert np.array_equal(loaded.ids(), IDS[3:])
+    _, ids = loaded.search(vectors[10:20], 1)
+    assert np.array_equal(ids[:, 0], IDS[10:20])
 
 
 @pytest.mark.parametrize("spec", ["Flat", "HNSW32", "IVF16,PQ8x4"])
 def test_save_load_round_trip(spec: str, vectors: np.ndarray, tmp_path) -> None:
     index = VectorIndex.build(DIM, spec, vectors, IDS)
-    index.save(tmp_path / "index.faiss")
-    loaded = VectorIndex.load(tmp_path / "index.faiss", spec, DIM)
+    index.save(tmp_path / "index.npz")
+    loaded = VectorIndex.load(tmp_path / "index.npz", spec, DIM)
     assert loaded.ntotal == index.ntotal and loaded.dim == DIM
     assert np.array_equal(loaded.search(vectors[:5], 4)[1], index.search(vectors[:5], 4)[1])
     assert np.array_equal(np.sort(loaded.ids()), IDS)
     assert index.bytes_per_vector and loaded.bytes_per_vector
+    index.remove(IDS[:7])
+    index.save(tmp_path / "index.npz")
+    reloaded = VectorIndex.load(tmp_path / "index.npz", spec, DIM)
+    assert np.array_equal(reloaded.ids(), IDS[7:]) and reloaded.dead_fraction > 0
 
 
 def test_bytes_per_vector_shrinks_with_quantisation(vectors: np.ndarray) -> None:
@@ -98,9 +133,9 @@ def test_bytes_per_vector_shrinks_with_quantisation(vectors: np.ndarray) -> None
 
 
 def test_damaged_file_is_a_storage_error(tmp_path) -> None:
-    (tmp_path / "index.faiss").write_bytes(b"\x00" * 64)
+    (tmp_path / "index.npz").write_bytes(b"\x00" * 64)
     with pytest.raises(StorageError, match="unreadable"):
-        VectorIndex.load(tmp_path / "index.faiss", "Flat", DIM)
+        VectorIndex.load(tmp_path / "index.npz", "Flat", DIM)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +177,8 @@ def test_bad_vectors_and_ids_are_refused(vectors: np.ndarray) -> None:
 def test_binary_codes_search_by_sign_agreement(spec: str, vectors: np.ndarray) -> None:
     index = VectorIndex.build(DIM, spec, vectors, IDS)
     assert index.is_binary and index.score_kind == "sign_agreement"
-    if spec == "BFlat":  # k/8 bytes of code and 8 of id; graphs add their links
-        assert index.bytes_per_vector is not None and index.bytes_per_vector < DIM / 8 + 9
+    if spec == "BFlat":  # k/8 bytes of code, a run of ids; graphs add their links
+        assert index.bytes_per_vector is not None and index.bytes_per_vector < DIM / 8 + 1
     scores, ids = index.search(vectors[:10], 3)
     assert (ids[:, 0] == IDS[:10]).all() and np.allclose(scores[:, 0], 1.0)
     signs = np.sign(vectors[:1]) * np.sign(vectors[ids[0, 1] - 1000])

@@ -387,7 +387,7 @@ def test_deleting_a_collection_stops_its_job(app_client: TestClient) -> None:
     [
         ("manifest.json", "unreadable"),
         ("snapshots/*/kernel.npz", "kernel"),
-        ("snapshots/*/index.faiss", "unreadable"),
+        ("snapshots/*/index.npz", "unreadable"),
         ("documents.sqlite", "not a database"),
     ],
 )

@@ -9,8 +9,8 @@ import os
 from typing import Any, Self
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from index.blas import pin_threads
 from index.errors import InvalidHyperparameters, NotEnoughData, NotFitted, StorageError
 from index.storage import atomic_write
 from index.validation import as_matrix, check_hyperparameter
@@ -79,6 +79,7 @@ class WhiteningKernel:
 
     def partial_fit(self, X: Any) -> Self:
         """Add a batch to the statistics; re-derive the kernel once 2 or more vectors are seen."""
+        pin_threads()
         X = as_matrix(X, getattr(self, "n_features_in_", None))
         if not hasattr(self, "n_features_in_"):
             self._reset(X.shape[1])
@@ -121,6 +122,7 @@ class WhiteningKernel:
     def transform(self, X: Any) -> np.ndarray:
         """Map raw vectors (n, d) to L2-normalised float32 kernel vectors (n, k)."""
         self._check_fitted()
+        pin_threads()
         X = as_matrix(X, self.n_features_in_).astype(np.float32, copy=False)
         Y = X @ self._weights
         Y -= self._offset
@@ -216,8 +218,8 @@ class WhiteningKernel:
             n = self.n_samples_seen_
             mean = self.sum_ / n
             sigma = self.sum_sq_ / n - (2 * beta - beta**2) * np.outer(mean, mean)
-            with threadpool_limits(1):  # d×d is small: threads only contend on a busy box
-                values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+            pin_threads()  # d×d is small: threads only contend on a busy box
+            values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
             values, vectors = values[::-1], vectors[:, ::-1]
             # A deterministic sign per axis: its largest entry is positive.
             pivots = np.abs(vectors).argmax(axis=0)

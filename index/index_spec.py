@@ -34,8 +34,9 @@ PQ_NBITS = (1, 8)
 """Bits per PQ sub-quantizer: a codebook of 2^nbits entries; 0 divides by zero in FAISS and
 more than 8 makes the codebook and its training grow by 2^nbits."""
 
-ID_BYTES = 8
-"""FAISS keeps an int64 id per vector beside its code."""
+IVF_ID_BYTES = 8
+"""An inverted list keeps an int64 id beside each code (other indexes hold codes only: their
+ids live in `index.id_map` as runs)."""
 
 _SQ_BITS = {"SQ4": 4, "SQ6": 6, "SQ8": 8, "SQfp16": 16}
 _SQ = "SQ4|SQ6|SQ8|SQfp16"
@@ -67,15 +68,15 @@ class IndexSpec:
     dim: int
     binary: bool
     code_bytes: int
-    """Bytes of one vector's code (graph links included for HNSW)."""
+    """Bytes the index holds per vector: its code, with HNSW's graph links, IVF's list id."""
     fixed_bytes: int
     """Bytes that do not grow with the vectors: codebooks, centroids, quantizer ranges."""
     min_train: int
     """Vectors needed to train (0: no training)."""
 
     def estimated_bytes(self, n: int) -> int:
-        """Memory of the index holding `n` vectors (codes, ids and the fixed part)."""
-        return self.fixed_bytes + n * (self.code_bytes + ID_BYTES)
+        """Memory of the index holding `n` vectors (codes and the fixed part)."""
+        return self.fixed_bytes + n * self.code_bytes
 
     def check_fits(self, n: int, limit: int = MAX_INDEX_BYTES) -> None:
         """Refuse (InvalidIndexSpec) an index of `n` vectors estimated above `limit` bytes, and
@@ -115,6 +116,7 @@ def parse(spec: object, dim: int) -> IndexSpec:
         codec = _codec(text, dim, groups["ivf_codec"], groups["ivf_m"], groups["ivf_nbits"])
         return replace(
             codec,
+            code_bytes=codec.code_bytes + IVF_ID_BYTES,
             fixed_bytes=codec.fixed_bytes + 4 * nlist * dim,
             min_train=max(nlist, codec.min_train),
         )

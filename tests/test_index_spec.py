@@ -69,7 +69,9 @@ def test_pq_must_split_k_evenly_and_the_message_names_divisors() -> None:
 
 def test_memory_estimate_is_checked_against_the_limit() -> None:
     spec = parse("Flat", K)
-    assert spec.estimated_bytes(1000) == 1000 * (4 * K + 8)
+    assert spec.estimated_bytes(1000) == 1000 * 4 * K  # codes only: ids are runs
+    ivf = parse("IVF16,SQ8", K)  # inverted lists keep an 8-byte id per code
+    assert ivf.estimated_bytes(1000) == ivf.fixed_bytes + 1000 * (K + 8)
     too_many = MAX_INDEX_BYTES // (4 * K) + 1
     with pytest.raises(InvalidIndexSpec, match="GiB, above the limit"):
         spec.check_fits(too_many)

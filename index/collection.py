@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -218,31 +218,16 @@ class Collection:
             self._update_index(rows, rows[:0], np.empty((0, self.manifest.dimension)))
         return len(rows)
 
-    def fit(
-        self,
-        beta: float | None = None,
-        gamma: float | None = None,
-        k: int | None = None,
-        index_spec: str | None = None,
-        rescore: str | bool | None = None,
-        rescore_k: int | None = None,
-    ) -> WriteResult:
+    def fit(self, **changes: Any) -> WriteResult:
         """Refit the kernel and rebuild the index from the stored raw vectors (no re-encoding).
 
-        Arguments left None keep the collection's settings. Queries go on against the old
-        kernel and index until the new pair is saved, then switch to it at once.
+        `changes` name settings (beta, gamma, k, index_spec, rescore, rescore_k, candidates);
+        those left out or None keep the collection's. Queries go on against the old kernel and
+        index until the new pair is saved, then switch to it at once.
         """
         started = time.perf_counter()
         with self._write_lock:
-            settings = self.manifest.settings.updated(
-                beta=beta,
-                gamma=gamma,
-                k=k,
-                index_spec=index_spec,
-                rescore=rescore,
-                rescore_k=rescore_k,
-            )
-            self._fit_all(settings)
+            self._fit_all(self.manifest.settings.updated(**changes))
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
 
     def fit_statistics(self, statistics: WhiteningKernel) -> WriteResult:
@@ -281,38 +266,36 @@ class Collection:
         vectors: Any,
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: str | bool | None = None,
-        candidates: int | None = None,
-        rescore_k: int | None = None,
+        **overrides: Any,
     ) -> list[list[Hit]]:
         """`search` for raw query vectors of the collection's model.
 
-        With `rescore` "raw" or "kernel" (None: the collection's setting) the index proposes
-        `candidates` per query (None: a few times top_k) and exact cosines of the stored raw
-        vectors, in that space, order them (`index.rescoring`).
+        `overrides` (rescore, rescore_k, candidates) replace the collection's settings for this
+        search: with `rescore` "raw" or "kernel" the index proposes `candidates` per query
+        (None: a few times top_k) and exact cosines of the stored raw vectors, in that space,
+        order them (`index.rescoring`).
         """
-        return self.answer(vectors, top_k, where, rescore, candidates, rescore_k).hits
+        return self.answer(vectors, top_k, where, **overrides).hits
 
     def answer(
         self,
         vectors: Any,
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: str | bool | None = None,
-        candidates: int | None = None,
-        rescore_k: int | None = None,
+        **overrides: Any,
     ) -> Answer:
         """`search_vectors`, and which kernel answered (the service reports it per response)."""
         fitted = self._require_fitted()
         raw = as_matrix(vectors, self.manifest.dimension, "vectors")
-        space = rescoring.check_space(
-            self.manifest.settings.rescore if rescore is None else rescore
-        )
+        settings = self.manifest.settings.search(**overrides)
         rescorer = (
             fitted.rescorer
-            if rescore_k is None
-            else rescoring.rescoring_kernel(fitted.kernel, rescore_k)
+            if settings.rescore_k == self.manifest.settings.rescore_k
+            else rescoring.rescoring_kernel(fitted.kernel, settings.rescore_k)
         )
+        candidates = settings.candidates
+        if candidates is not None and overrides.get("candidates") is None:
+            candidates = max(candidates, top_k)  # the collection's: a floor, never an error
         allowed = None if where is None else self._store.matching(where)
         scores, rows, kind = rescoring.search(
             fitted.kernel,
@@ -320,8 +303,8 @@ class Collection:
             raw,
             top_k,
             allowed=allowed,
-            raw_lookup=None if space == "off" else self._store.vectors,
-            space=space,
+            raw_lookup=None if settings.rescore == "off" else self._store.vectors,
+            space=settings.rescore,
             rescorer=rescorer,
             candidates=candidates,
             index_lock=self._index_lock,
@@ -375,9 +358,18 @@ class Collection:
     ) -> compression.CompressionReport:
         """`index.compression.report` on this collection's kernel and stored raw vectors.
 
-        `relevant` names documents by id; other options pass through (ks, specs, rescore...).
+        Re-scored rows re-score as this collection does (its space, rescore_k and candidates,
+        unless `options` say otherwise); `relevant` names documents by id; other options pass
+        through (ks, specs, rescore...).
         """
         fitted = self._require_fitted()
+        settings = self.manifest.settings
+        served = {
+            "space": "kernel" if settings.rescore == "off" else settings.rescore,
+            "rescore_k": settings.rescore_k,
+            "candidates": settings.candidates,
+        }
+        options = served | {key: value for key, value in options.items() if value is not None}
         rows, raw = self._store.vectors()
         if relevant is not None:
             wanted = sorted({doc_id for judged in relevant for doc_id in judged})
@@ -396,14 +388,7 @@ class Collection:
             "backend": self.manifest.backend,
             "dimension": self.manifest.dimension,
             "count": self.count(),
-            "settings": {
-                "beta": settings.beta,
-                "gamma": settings.gamma,
-                "k": settings.k,
-                "index_spec": settings.index_spec,
-                "rescore": settings.rescore,
-                "rescore_k": settings.rescore_k,
-            },
+            "settings": asdict(settings),
             "fitted": fitted is not None,
             "fit_error": self.fit_error,
             "fitted_at": self.manifest.fitted_at,

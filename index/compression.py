@@ -8,7 +8,7 @@ task metric: nDCG@10 for queries with relevance judgments, Spearman for scored p
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,13 +94,20 @@ def report(
     pairs: tuple[np.ndarray, np.ndarray, Sequence[float]] | None = None,
     n_queries: int = 200,
     candidates: int | None = None,
+    space: str = "kernel",
+    rescore_k: int | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CompressionReport:
     """Build each (k, spec) index on the corpus and measure it.
 
     Args:
         kernel: a fitted kernel; its β, γ are kept and k is varied by `refit` (no data pass).
         rows, raw: the corpus: ids and raw vectors (n, d).
+        rescore: rows without and with re-scoring; re-scored rows re-score as a collection with
+            these settings would: `candidates` per query, in `space` ("kernel" at `rescore_k`
+            dimensions, None: every meaningful one, or "raw").
+        progress: called with (indexes measured, indexes to measure) after each (k, spec).
         queries: raw query vectors; None samples `n_queries` documents as queries.
         relevant: with `queries`, per query the relevant rows and grades (adds nDCG@10).
         pairs: raw vectors of both sides and gold scores (adds Spearman of the codes' cosines).
@@ -126,27 +133,32 @@ def report(
     work = copy.deepcopy(kernel)
     out = []
     skipped = []
-    for k in _ks(ks, kernel):
+    grid = _ks(ks, kernel)
+    for step, k in enumerate(grid):
         try:
             work.refit(k=k)
         except InvalidHyperparameters:
             skipped.append(k)  # above the rank with γ > 0: said under the table
             continue
         vectors = work.transform(raw)
-        for spec in specs:
+        at = None if rescore_k is None else max(rescore_k, k)
+        served = _Rescoring(space, rescoring.rescoring_kernel(work, at), candidates)
+        for number, spec in enumerate(specs):
             index = VectorIndex.build(k, spec, vectors, rows)
             for on in rescore:
-                found = _search(work, index, queries, own, lookup if on else None, candidates)
+                found = _search(work, index, queries, own, lookup if on else None, served)
                 row = CompressionRow(
                     k=k,
                     index_spec=spec,
                     rescore=on,
                     bytes_per_vector=float(index.bytes_per_vector or 0.0),
                     recall_at_10=_recall(found, truth),
-                    latency_ms=_latency(work, index, queries, lookup if on else None, candidates),
+                    latency_ms=_latency(work, index, queries, lookup if on else None, served),
                     metric=_metric(found, relevant, pairs, work, index, on),
                 )
                 out.append(row)
+            if progress is not None:
+                progress(step * len(specs) + number + 1, len(grid) * len(specs))
     metric_name = "nDCG@10" if relevant is not None else "Spearman" if pairs is not None else None
     return CompressionReport(
         out, len(raw), len(queries), metric_name, tuple(skipped), kernel.rank_ if skipped else None
@@ -181,11 +193,30 @@ def _exact(
     return _Truth(rows, scores, tenth)
 
 
-def _search(kernel, index, queries, own, lookup, candidates) -> np.ndarray:
+@dataclass(frozen=True)
+class _Rescoring:
+    """How re-scored rows re-score: the collection's space, rescoring kernel and candidates."""
+
+    space: str
+    rescorer: WhiteningKernel
+    candidates: int | None
+
+    def search(self, kernel, index, queries, top_k, lookup) -> np.ndarray:
+        return rescoring.search(
+            kernel,
+            index,
+            queries,
+            top_k,
+            raw_lookup=lookup,
+            space=self.space,
+            rescorer=self.rescorer,
+            candidates=None if self.candidates is None else max(self.candidates, top_k),
+        )[1]
+
+
+def _search(kernel, index, queries, own, lookup, served: _Rescoring) -> np.ndarray:
     extra = 0 if own is None else 1
-    _, found, _ = rescoring.search(
-        kernel, index, queries, RECALL_AT + extra, raw_lookup=lookup, candidates=candidates
-    )
+    found = served.search(kernel, index, queries, RECALL_AT + extra, lookup)
     if own is None:
         return found
     return np.array(
@@ -209,14 +240,12 @@ def _recall(found: np.ndarray, truth: _Truth) -> float:
     return hits / (RECALL_AT * len(found))
 
 
-def _latency(kernel, index, queries, lookup, candidates) -> float:
+def _latency(kernel, index, queries, lookup, served: _Rescoring) -> float:
     """Median milliseconds of one query: kernel, index search and re-scoring (not encoding)."""
     timings = []
     for q in queries[:LATENCY_QUERIES]:
         started = time.perf_counter()
-        rescoring.search(
-            kernel, index, q[None, :], RECALL_AT, raw_lookup=lookup, candidates=candidates
-        )
+        served.search(kernel, index, q[None, :], RECALL_AT, lookup)
         timings.append(time.perf_counter() - started)
     return 1000 * float(np.median(timings))
 

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ SNAPSHOT_PATTERN = re.compile(r"(?:\.staging-)?\d{8}T\d{6}-[0-9a-f]{8}")
 class Settings:
     """What a collection's next fit uses (kernel hyperparameters, FAISS index spec) and how its
     searches re-score candidates by default (`index.rescoring`: "off", "raw" or "kernel" at
-    `rescore_k` dimensions, None: every meaningful one)."""
+    `rescore_k` dimensions, None: every meaningful one; `candidates` per query, None: a few
+    per requested hit). The one options object that create, fit, tune and query pass along."""
 
     beta: float = 0.0
     gamma: float = 0.0
@@ -45,13 +46,14 @@ class Settings:
     index_spec: str = "Flat"
     rescore: str = "off"
     rescore_k: int | None = None
+    candidates: int | None = None
 
     def __post_init__(self) -> None:
         check_hyperparameter(self.beta, "beta")
         check_hyperparameter(self.gamma, "gamma")
         # true and false in manifests written before re-scoring spaces
         object.__setattr__(self, "rescore", check_space(self.rescore))
-        for name in ("k", "rescore_k"):
+        for name in ("k", "rescore_k", "candidates"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -61,8 +63,25 @@ class Settings:
             raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
 
     def updated(self, **changes: Any) -> "Settings":
-        """These settings with the non-None `changes` applied."""
+        """These settings with the non-None `changes` applied (an unknown name: InvalidInput)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise InvalidInput(
+                f"unknown setting(s) {', '.join(unknown)}: settings are "
+                f"{', '.join(f.name for f in fields(self))}"
+            )
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def search(self, **overrides: Any) -> "Settings":
+        """These settings with a query's own re-scoring choices (SEARCH_FIELDS) applied."""
+        unknown = sorted(set(overrides) - set(SEARCH_FIELDS))
+        if unknown:
+            raise InvalidInput(f"a query cannot set {', '.join(unknown)}: only {SEARCH_FIELDS}")
+        return self.updated(**overrides)
+
+
+SEARCH_FIELDS = ("rescore", "rescore_k", "candidates")
+"""Settings a query may override for itself; the others take a fit."""
 
 
 @dataclass(frozen=True)

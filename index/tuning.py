@@ -19,7 +19,6 @@ import numpy as np
 
 from index import rescoring
 from index.errors import InvalidInput, NotFitted
-from index.index_spec import ID_BYTES, parse
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, spearman
 from index.validation import as_matrix, unit_rows
@@ -312,10 +311,18 @@ class ServedPoint:
     """None for pairs: `/similarity` compares kernel vectors, no index is involved."""
     rescore: str
     rescore_k: int | None
-    bytes_per_vector: int | None
-    """Resident index memory per vector (codes and id), from the spec's estimate."""
+    candidates: int | None
+    """Candidates re-scored per query (None: the default, a few per hit)."""
+    bytes_per_vector: float | None
+    """Resident index memory per vector (codes, per-vector factors, id runs) of the index built."""
     train: float
     held_out: float | None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The collection settings that serve this pipeline (what `apply` fits with)."""
+        names = ("beta", "gamma", "k", "index_spec", "rescore", "rescore_k", "candidates")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(frozen=True)
@@ -373,7 +380,7 @@ def tune_served_pairs(
         held = _pair_spearman(point.transform(a), point.transform(b), gold)
         raw_held = _pair_spearman(unit_rows(np.asarray(a)), unit_rows(np.asarray(b)), gold)
     chosen = ServedPoint(
-        best.beta, best.gamma, best.k, None, "kernel", best.k, None, best.score, held
+        best.beta, best.gamma, best.k, None, "kernel", best.k, None, None, best.score, held
     )
     n_held = 0 if held_out is None else len(held_out[2])
     return ServedTuning("spearman", sweep, [chosen], chosen, raw_held, len(train[2]), n_held)
@@ -389,14 +396,17 @@ def tune_served_retrieval(
     specs: Sequence[str] = ("Flat",),
     spaces: Sequence[str] = ("kernel",),
     k_eval: int = 10,
-    candidates: int | None = None,
+    candidates: Sequence[int | None] = (None,),
+    progress: Callable[[int, int], None] | None = None,
     **grid: Any,
 ) -> ServedTuning:
-    """Choose (β, γ, k, index spec, re-scoring space and rescore_k) on the train queries by
-    running each pipeline as the server would: the real index on the k-dim codes proposes
-    candidates, which are re-scored (`index.rescoring`). The exact kernel-space sweep picks the
-    SHORTLIST (β, γ, k) points first; held-out queries only score the chosen pipeline (and all
-    pipelines, for the Pareto front), never choose."""
+    """Choose (β, γ, k, index spec, re-scoring space and rescore_k, candidates) on the train
+    queries by running each pipeline as the server would: the real index on the k-dim codes
+    proposes `candidates` per query (None: the default), which are re-scored
+    (`index.rescoring`). The exact kernel-space sweep picks the SHORTLIST (β, γ, k) points
+    first; held-out queries only score the chosen pipeline (and all pipelines, for the Pareto
+    front), never choose. `progress` is called with (steps done, steps): the sweep, then each
+    index built and searched."""
     d = _fitted_dimension(kernel)
     D = as_matrix(doc_vectors, d, "doc_vectors")
     ids = list(doc_ids)
@@ -417,48 +427,61 @@ def tune_served_retrieval(
         return ndcg_at_k(rankings, relevant, top)
 
     shortlist = sorted(sweep.points, key=lambda p: (-p.score, p.k))[:SHORTLIST]
+    unique_specs = list(dict.fromkeys(specs))
+    steps = 1 + len(shortlist) * len(unique_specs)
+    done = 1
+    if progress is not None:
+        progress(done, steps)
     pipelines: list[ServedPoint] = []
     for point in shortlist:
         work = copy.deepcopy(kernel).refit(beta=point.beta, gamma=point.gamma, k=point.k)
         codes = work.transform(D)
         full = rescoring.rescoring_kernel(work, None).k_
-        for spec in dict.fromkeys(specs):
+        for spec in unique_specs:
             index = VectorIndex.build(point.k, spec, codes, np.arange(len(ids)))
             options = [(space, None) for space in spaces if space != "kernel"]
             if "kernel" in spaces:
                 options += [("kernel", point.k)] + ([("kernel", full)] if full > point.k else [])
             for space, rescore_k in options:
                 rescorer = rescoring.rescoring_kernel(work, rescore_k)
-                scores = [
-                    ndcg(
-                        rescoring.search(
-                            work,
-                            index,
-                            queries,
-                            top,
-                            raw_lookup=None if space == "off" else lookup,
-                            space=space,
-                            rescorer=rescorer,
-                            candidates=candidates,
-                        )[1],
-                        relevant,
+                for fetch in dict.fromkeys(candidates) if space != "off" else [None]:
+                    scores = [
+                        ndcg(
+                            rescoring.search(
+                                work,
+                                index,
+                                queries,
+                                top,
+                                raw_lookup=None if space == "off" else lookup,
+                                space=space,
+                                rescorer=rescorer,
+                                candidates=None if fetch is None else max(fetch, top),
+                            )[1],
+                            relevant,
+                        )
+                        for queries, relevant in parts
+                    ]
+                    pipelines.append(
+                        ServedPoint(
+                            point.beta,
+                            point.gamma,
+                            point.k,
+                            spec,
+                            space,
+                            rescore_k,
+                            fetch,
+                            index.bytes_per_vector,
+                            scores[0],
+                            scores[1] if held_out is not None else None,
+                        )
                     )
-                    for queries, relevant in parts
-                ]
-                pipelines.append(
-                    ServedPoint(
-                        point.beta,
-                        point.gamma,
-                        point.k,
-                        spec,
-                        space,
-                        rescore_k,
-                        parse(spec, point.k).code_bytes + ID_BYTES,
-                        scores[0],
-                        scores[1] if held_out is not None else None,
-                    )
-                )
-    chosen = max(pipelines, key=lambda p: (p.train, -(p.bytes_per_vector or 0), -p.k))
+            done += 1
+            if progress is not None:
+                progress(done, steps)
+    chosen = max(
+        pipelines,
+        key=lambda p: (p.train, -(p.bytes_per_vector or 0), -p.k, -(p.candidates or 0)),
+    )
     raw_held = None
     if held_out is not None:
         queries, relevant = parts[1]

@@ -154,11 +154,7 @@ def ingest(args: argparse.Namespace) -> int:
     if info is None:
         if not args.create:
             raise CliError(f"no collection named {name!r}: pass --create to create it")
-        create = {"name": name}
-        for key in ("beta", "gamma", "k", "index_spec"):
-            if getattr(args, key) is not None:
-                create[key] = getattr(args, key)
-        info = client.request("POST", "/collections", create)
+        info = client.request("POST", "/collections", {"name": name, **_given_settings(args)})
         print(f"created collection {name}", file=sys.stderr)
     fit_at_end = not info["fitted"]
     started = time.perf_counter()
@@ -247,9 +243,7 @@ def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) ->
                 name,
                 encoded,
                 kernel,
-                settings.collection_settings(
-                    encoded.dimension, args.beta, args.gamma, args.k, args.index_spec
-                ),
+                settings.collection_settings(encoded.dimension, _given_settings(args)),
             )
             added = encoded.documents
         info = collection.describe()
@@ -291,6 +285,12 @@ def _filter_item(item: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key, value
+
+
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The collection settings given on the command line (for a collection --create makes)."""
+    names = ("beta", "gamma", "k", "index_spec")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _client(args: argparse.Namespace) -> Client:

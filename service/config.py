@@ -6,6 +6,7 @@ or WHITENED_SEARCH_API_KEY=...; list fields take JSON (["a","b"]) or a comma-sep
 
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -129,26 +130,19 @@ class Settings(BaseSettings):
     )
 
     def collection_settings(
-        self,
-        dimension: int,
-        beta: float | None = None,
-        gamma: float | None = None,
-        k: int | None = None,
-        index_spec: str | None = None,
-        rescore: str | bool | None = None,
-        rescore_k: int | None = None,
+        self, dimension: int, given: Mapping[str, Any] | None = None
     ) -> CollectionSettings:
-        """A new collection's settings: what is given, else this server's defaults (a default
+        """A new collection's settings: those `given`, else this server's defaults (a default
         k above the model's `dimension` becomes the dimension). The one place of that rule, for
         collections created over HTTP and by `ingest --ray` alike."""
-        return CollectionSettings(
-            beta=self.beta if beta is None else beta,
-            gamma=self.gamma if gamma is None else gamma,
-            k=(None if self.k is None else min(self.k, dimension)) if k is None else k,
-            index_spec=self.index_spec if index_spec is None else index_spec,
-            rescore=self.rescore if rescore is None else rescore,
-            rescore_k=rescore_k,
+        defaults = CollectionSettings(
+            beta=self.beta,
+            gamma=self.gamma,
+            k=None if self.k is None else min(self.k, dimension),
+            index_spec=self.index_spec,
+            rescore=self.rescore,
         )
+        return defaults.updated(**(given or {}))
 
     def query_batch_seconds(self) -> float:
         """The query-batching window in force: the setting, else the backend's default."""

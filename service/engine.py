@@ -48,6 +48,9 @@ from service.telemetry import PREFIX, Family, Sample, Telemetry
 
 logger = logging.getLogger("whitened_search")
 
+Progress = Callable[[int, int], None]
+"""Called by long work with (steps done, steps)."""
+
 RESCORE_CANDIDATES_PER_TOP_K = 10
 """Re-scoring candidates are limited to this many times the server's max_top_k."""
 
@@ -173,27 +176,18 @@ class Engine:
     # ---- collections ------------------------------------------------------------------------
 
     def create_collection(
-        self,
-        name: str,
-        model: str | None = None,
-        beta: float | None = None,
-        gamma: float | None = None,
-        k: int | None = None,
-        index_spec: str | None = None,
-        rescore: str | bool | None = None,
-        rescore_k: int | None = None,
+        self, name: str, model: str | None = None, given: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Create a collection; what is left out comes from the server's defaults (a default k
-        above the model's dimension becomes the dimension)."""
+        """Create a collection; settings not `given` come from the server's defaults (a default
+        k above the model's dimension becomes the dimension)."""
         if model is not None:
             self._check_model_allowed(model)
         try:
             dimension = self.catalog.encoder(model).dimension  # loads it
         except Exception as exc:  # sentence-transformers raises many kinds for a bad model
             raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
-        settings = self.settings.collection_settings(
-            dimension, beta, gamma, k, index_spec, rescore, rescore_k
-        )
+        self._check_candidates((given or {}).get("candidates"))
+        settings = self.settings.collection_settings(dimension, given)
         return self.catalog.create(name, model, settings).describe()
 
     def _check_model_allowed(self, model: str) -> None:
@@ -279,13 +273,19 @@ class Engine:
         job = self.jobs.submit("ingest", name, len(documents), work)
         return job, [document.id for document in documents]
 
-    def background(self, kind: str, name: str, answer: Callable[[], dict[str, Any]]) -> Job:
+    def background(self, kind: str, name: str, answer: Callable[[Progress], dict[str, Any]]) -> Job:
         """Run `answer` (a tune or report, minutes at 100,000 documents) as a job whose result
-        is its answer; an unknown collection is a 404 now, not a failed job later."""
+        is its answer, its steps (indexes built and measured) as the job's processed and
+        total; an unknown collection is a 404 now, not a failed job later."""
         self.catalog.get(name)
 
         def work(handle: JobHandle) -> None:
-            handle.update(result=answer(), processed=1)
+            def progress(done: int, total: int) -> None:
+                handle.check_stop()
+                handle.update(processed=done, total=total)
+
+            result = answer(progress)
+            handle.update(result=result, processed=handle.job.total)
 
         return self.jobs.submit(kind, name, 1, work)
 
@@ -326,30 +326,16 @@ class Engine:
 
     # ---- fit and tune -----------------------------------------------------------------------
 
-    def fit(
-        self,
-        name: str,
-        beta: float | None = None,
-        gamma: float | None = None,
-        k: int | None = None,
-        index_spec: str | None = None,
-        rescore: str | bool | None = None,
-        rescore_k: int | None = None,
-    ) -> tuple[dict[str, Any], float]:
-        """Refit from the stored raw vectors; queries use the old kernel until the switch."""
+    def fit(self, name: str, changes: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+        """Refit from the stored raw vectors with the settings `changes` (others kept); queries
+        use the old kernel until the switch."""
         collection = self.catalog.get(name)
         if collection.count() < 2:
             raise InvalidInput(
                 f"collection {name} holds {collection.count()} document(s): fitting needs 2"
             )
-        result = collection.fit(
-            beta=beta,
-            gamma=gamma,
-            k=k,
-            index_spec=index_spec,
-            rescore=rescore,
-            rescore_k=rescore_k,
-        )
+        self._check_candidates(changes.get("candidates"))
+        result = collection.fit(**changes)
         return collection.describe(), result.index_seconds
 
     def tune(
@@ -363,8 +349,10 @@ class Engine:
         grid: Mapping[str, Any] | None = None,
         specs: Sequence[str] | None = None,
         spaces: Sequence[str] = ("kernel",),
+        candidates: Sequence[int | None] = (None,),
         k_eval: int = 10,
         apply: bool = False,
+        progress: Progress | None = None,
     ) -> Tuned:
         """Choose β, γ, k (and, for queries, index spec and re-scoring) on labelled pairs or
         queries by what the server would serve; report it on examples never chosen on
@@ -419,23 +407,25 @@ class Engine:
                 else (vectors[n:], [dict(judged) for _, judged in validation]),
                 specs=specs or [collection.manifest.settings.index_spec],
                 spaces=spaces,
+                candidates=[self._check_candidates(c) for c in candidates],
                 k_eval=k_eval,
+                progress=progress,
                 **options,
             )
         tune_seconds = time.perf_counter() - started
         info, fit_seconds = None, 0.0
         if apply:
             chosen = result.chosen
-            fitted = collection.fit(
-                beta=chosen.beta,
-                gamma=chosen.gamma,
-                k=chosen.k,
-                index_spec=chosen.index_spec,
-                rescore=chosen.rescore,
-                rescore_k=chosen.rescore_k,
-            )
+            fitted = collection.fit(**chosen.settings)
             info, fit_seconds = collection.describe(), fitted.index_seconds
         return Tuned(result, apply, info, encode_seconds, tune_seconds, fit_seconds)
+
+    def _check_candidates(self, candidates: int | None) -> int | None:
+        """Candidates per query for re-scoring, within RESCORE_CANDIDATES_PER_TOP_K·max_top_k."""
+        most = RESCORE_CANDIDATES_PER_TOP_K * self.settings.max_top_k
+        if candidates is not None and candidates > most:
+            raise InvalidInput(f"candidates={candidates} is above the limit {most}")
+        return candidates
 
     def _check_examples(self, pairs: Sequence[Any] | None, queries: Sequence[Any] | None) -> None:
         examples = len(pairs) if pairs is not None else len(queries or [])
@@ -497,24 +487,21 @@ class Engine:
         texts: Sequence[str],
         top_k: int = 10,
         where: Mapping[str, Any] | None = None,
-        rescore: str | bool | None = None,
-        candidates: int | None = None,
-        rescore_k: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> tuple[Answer, float, float]:
         """Hits per text, best first, and the kernel that answered; encode and search seconds."""
         self._check_count(len(texts), "texts")
         texts = check_texts(texts)  # a query needs text; documents may be empty
         if top_k > self.settings.max_top_k:
             raise InvalidInput(f"top_k={top_k} is above the limit {self.settings.max_top_k}")
-        most = RESCORE_CANDIDATES_PER_TOP_K * self.settings.max_top_k
-        if candidates is not None and candidates > most:
-            raise InvalidInput(f"candidates={candidates} is above the limit {most}")
+        overrides = dict(overrides or {})
+        self._check_candidates(overrides.get("candidates"))
         collection = self.catalog.get(name)
         self._require_kernel(collection)
         encoder = collection.require_encoder()
         vectors, encode_seconds = self._encode(encoder, texts, "query", batched=True)
         started = time.perf_counter()
-        answer = collection.answer(vectors, top_k, where, rescore, candidates, rescore_k)
+        answer = collection.answer(vectors, top_k, where, **overrides)
         return answer, encode_seconds, time.perf_counter() - started
 
     def embed(self, name: str, texts: Sequence[str], space: str) -> np.ndarray:

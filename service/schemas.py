@@ -23,6 +23,10 @@ RESCORE_K_DOC = (
     "Dimensions of kernel-space re-scoring: from the kernel's k up to d (null: every "
     "meaningful one, d when γ=0; with β=γ=0 that is raw cosine exactly)."
 )
+CANDIDATES_DOC = (
+    "Candidates the index proposes per query for re-scoring (null: max(4·top_k, 40)); binary "
+    "and RaBitQ codes need a few hundred to keep raw cosine's quality."
+)
 Text = Annotated[str, StringConstraints(min_length=1)]
 CollectionName = Annotated[
     str,
@@ -42,7 +46,27 @@ class Request(BaseModel):
 # ---- collections ------------------------------------------------------------------------------
 
 
-class CollectionCreate(Request):
+class SettingsIn(Request):
+    """A collection's settings as a request gives them: what is left out (null) is kept (fit)
+    or taken from the server's defaults (create)."""
+
+    beta: FiniteFloat | None = Field(None, description="β: how much of the mean to subtract.")
+    gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
+    k: K | None = None
+    index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="FAISS index spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, IVF256,PQ16...",
+    )
+    rescore: Rescore | None = Field(None, description=RESCORE_DOC + " Default: the server's.")
+    rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
+    candidates: int | None = Field(None, ge=1, description=CANDIDATES_DOC)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings given, by name (`index.Settings` fields), for create and fit."""
+        return self.model_dump(include=set(SettingsIn.model_fields), exclude_none=True)
+
+
+class CollectionCreate(SettingsIn):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -53,15 +77,6 @@ class CollectionCreate(Request):
 
     name: CollectionName
     model: str | None = Field(None, description="Model of the collection (default: server's).")
-    beta: FiniteFloat | None = Field(None, description="β: how much of the mean to subtract.")
-    gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
-    k: K | None = None
-    index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        None,
-        description="FAISS index_factory spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, IVF256,PQ16...",
-    )
-    rescore: Rescore | None = Field(None, description=RESCORE_DOC + " Default: the server's.")
-    rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
 
 
 class CollectionSummary(BaseModel):
@@ -90,6 +105,7 @@ class CollectionSettings(BaseModel):
     index_spec: str
     rescore: str = Field(description="How queries re-score candidates by default.")
     rescore_k: int | None = Field(None, description=RESCORE_K_DOC)
+    candidates: int | None = Field(None, description=CANDIDATES_DOC)
 
 
 class CollectionInfo(BaseModel):
@@ -132,7 +148,8 @@ class CollectionInfo(BaseModel):
     rank: int | None = Field(None, description="Meaningful components of the fitted vectors.")
     index_bytes_per_vector: float | None = Field(
         None,
-        description="Memory per vector of the FAISS index (codes, ids, links), as of its last "
+        description="Resident memory per vector of the index (codes, per-vector factors, graph "
+        "links, id runs), as of its last "
         "save.",
     )
     disk_bytes_per_document: float | None = Field(
@@ -265,17 +282,10 @@ class JobList(BaseModel):
 # ---- fit and tune -----------------------------------------------------------------------------
 
 
-class FitIn(Request):
+class FitIn(SettingsIn):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"beta": 0.5, "gamma": 0.25, "k": 128}]}
     )
-
-    beta: FiniteFloat | None = None
-    gamma: FiniteFloat | None = None
-    k: K | None = None
-    index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    rescore: Rescore | None = Field(None, description=RESCORE_DOC)
-    rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
 
 
 class FitOut(BaseModel):
@@ -341,6 +351,13 @@ class TuneIn(Request):
         description="Re-scoring spaces the served pipelines try (kernel: at k and at every "
         "dimension).",
     )
+    candidates: list[Annotated[int, Field(ge=1)] | None] = Field(
+        default_factory=lambda: [None],
+        min_length=1,
+        max_length=6,
+        description="Candidates per query the re-scoring pipelines try (null: the default, "
+        "max(4·top_k, 40)); e.g. [null, 200, 400] for binary or RaBitQ specs.",
+    )
     validation: "TuneValidation | None" = Field(
         None,
         description="Examples scored but never chosen on (of the same kind); default: a seeded "
@@ -390,7 +407,10 @@ class ServedPointOut(BaseModel):
     index_spec: str | None = Field(description="None for pairs (no index is involved).")
     rescore: str
     rescore_k: int | None
-    bytes_per_vector: int | None = Field(description="Resident index memory per vector.")
+    candidates: int | None = Field(description="Candidates re-scored per query (null: default).")
+    bytes_per_vector: float | None = Field(
+        description="Resident index memory per vector: codes, per-vector factors, id runs."
+    )
     train: float = Field(description="Score on the examples it was chosen on.")
     held_out: float | None = Field(description="Score on examples it never chose on.")
 
@@ -447,7 +467,7 @@ class QueryIn(Request):
     )
     rescore_k: K | None = Field(None, description=RESCORE_K_DOC + " Null: the collection's.")
     candidates: int | None = Field(
-        None, ge=1, description="Candidates to re-score per query (null: max(4·top_k, 40))."
+        None, ge=1, description=CANDIDATES_DOC.replace("(null:", "(null: the collection's, else")
     )
 
     @model_validator(mode="after")
@@ -459,6 +479,10 @@ class QueryIn(Request):
     @property
     def all_texts(self) -> list[str]:
         return [self.text] if self.text is not None else list(self.texts or [])
+
+    def overrides(self) -> dict[str, Any]:
+        """This query's own re-scoring choices (`index.snapshots.SEARCH_FIELDS`)."""
+        return self.model_dump(include={"rescore", "rescore_k", "candidates"}, exclude_none=True)
 
 
 class HitOut(BaseModel):
@@ -599,7 +623,9 @@ class ReportRow(BaseModel):
     k: int
     index_spec: str
     rescore: bool
-    bytes_per_vector: float = Field(description="Index memory per vector (codes, ids, links).")
+    bytes_per_vector: float = Field(
+        description="Index memory per vector (codes, per-vector factors, links, id runs)."
+    )
     recall_at_10: float = Field(description="Against exact search on the raw vectors (0–1).")
     latency_ms: float = Field(description="Median ms of one query: kernel, search, re-scoring.")
     metric: float | None = Field(None, description="nDCG@10 or Spearman when labels are given.")

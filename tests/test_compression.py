@@ -104,3 +104,30 @@ def test_smallest_is_the_fewest_bytes_reaching_the_recall_target(collection: Col
         r.bytes_per_vector >= chosen.bytes_per_vector for r in rescored if r.recall_at_10 >= 0.99
     )
     assert result.smallest(rescore=False, target=1.01) is None
+
+
+def test_rescored_rows_measure_the_collections_own_pipeline(tmp_path, corpus_vectors) -> None:
+    """Issue 18 item 3: the report re-scores as the collection serves (its kernel space,
+    rescore_k and candidates), so its row for the collection's k and spec is what queries get."""
+    settings = Settings(
+        beta=0.5, gamma=0.5, k=24, index_spec="BFlat", rescore="kernel", candidates=30
+    )
+    c = Collection.create(tmp_path / "c", "m", 384, settings)
+    c.add_vectors(
+        [Document(f"d{i}", id=str(i)) for i in range(len(corpus_vectors))], corpus_vectors
+    )
+    queries = corpus_vectors[:20] + 0.5 * corpus_vectors[20:40]
+    result = c.compression_report(queries=queries, ks=[24], specs=["BFlat"], rescore=[True])
+    [row] = result.rows
+    exact = queries @ corpus_vectors.T / np.linalg.norm(queries, axis=1, keepdims=True)
+    tenth = np.sort(exact, axis=1)[:, -10]
+    served = c.search_vectors(queries, top_k=10)
+    hits = [
+        min(10, sum(exact[q, int(h.id)] >= tenth[q] - 1e-6 for h in found))
+        for q, found in enumerate(served)
+    ]
+    assert row.recall_at_10 == pytest.approx(np.mean(hits) / 10)
+    raw_space = c.compression_report(
+        queries=queries, ks=[24], specs=["BFlat"], rescore=[True], space="raw"
+    )
+    assert raw_space.rows[0].recall_at_10 != row.recall_at_10  # the space is measured

@@ -91,6 +91,12 @@ def test_kernel_space_of_a_rotation_at_full_dimension_is_raw_cosine(synthetic) -
     assert (raw_kind, k_kind) == ("raw_cosine", "kernel_cosine")
     assert np.array_equal(raw_ids, k_ids)
     assert np.allclose(raw_scores, k_scores, atol=1e-5)
+    # what lets re-scoring skip the d × d product for a rotation: its cosines are raw ones
+    rotated = rescorer.transform(raw[:200]) @ rescorer.transform(queries).T
+    unit = raw[:200] / np.linalg.norm(raw[:200], axis=1, keepdims=True)
+    assert np.allclose(
+        rotated, unit @ (queries / np.linalg.norm(queries, axis=1)[:, None]).T, atol=1e-5
+    )
 
 
 def test_kernel_space_serves_the_tuned_kernel(synthetic) -> None:
@@ -124,3 +130,24 @@ def test_rescore_k_below_the_kernel_k_is_refused(synthetic) -> None:
     with pytest.raises(InvalidInput, match="below the kernel's k=16"):
         rescoring_kernel(kernel, 8)
     assert rescoring_kernel(kernel, 32).k_ == 32 and kernel.k_ == 16  # a copy, not the kernel
+
+
+def test_candidates_are_a_collection_setting_a_query_may_override(tmp_path, corpus_vectors) -> None:
+    """Issue 18 item 5: binary and RaBitQ codes keep raw cosine's order only with a few hundred
+    candidates, so the number is part of what a collection serves (and what tune applies)."""
+    texts = [f"document {i}" for i in range(len(corpus_vectors))]
+    settings = Settings(k=16, index_spec="BFlat", rescore="kernel", candidates=len(texts))
+    c = Collection.create(tmp_path / "c", "m", 384, settings)
+    c.add_vectors([Document(t, id=str(i)) for i, t in enumerate(texts)], corpus_vectors)
+    queries = corpus_vectors[:8] + 0.3 * corpus_vectors[8:16]
+    exact = queries @ corpus_vectors.T / np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = [[str(i) for i in np.argsort(-row)[:5]] for row in exact]
+    every = c.search_vectors(queries, top_k=5)  # every document a candidate: exact order
+    assert [[h.id for h in hits] for hits in every] == truth
+    few = c.search_vectors(queries, top_k=5, candidates=5)  # the query's own number wins
+    assert [[h.id for h in hits] for hits in few] != truth
+    c.fit(candidates=3)  # below top_k: the collection's number is a floor, not an error
+    assert len(c.search_vectors(queries[:1], top_k=5)[0]) == 5
+    assert c.describe()["settings"]["candidates"] == 3
+    with pytest.raises(InvalidInput, match="only"):
+        c.search_vectors(queries[:1], top_k=5, index_spec="Flat")

@@ -60,6 +60,7 @@ def test_create_list_describe_delete(app_client: TestClient) -> None:
         "index_spec": "SQ8",
         "rescore": "kernel",
         "rescore_k": None,
+        "candidates": None,
     }
     names = [c["name"] for c in app_client.get("/collections").json()["collections"]]
     assert "crud" in names
@@ -438,8 +439,9 @@ def test_the_held_out_score_tune_reports_is_what_the_applied_collection_serves(
         "gammas": [0, 0.5],
         "ks": [16, 32],
         "k_eval": 5,
-        "specs": ["SQ8", "Flat"],
+        "specs": ["SQ8", "Flat", "BFlat"],
         "spaces": ["kernel", "raw"],
+        "candidates": [None, 25],
         "held_out": 0.4,
         "apply": True,
     }
@@ -448,12 +450,12 @@ def test_the_held_out_score_tune_reports_is_what_the_applied_collection_serves(
     assert tuned["n_held_out"] == 8 and tuned["n_train"] == 12
     assert chosen["train"] == max(p["train"] for p in tuned["pipelines"])
     assert chosen["held_out"] is not None and tuned["held_out_raw"] is not None
+    assert {p["candidates"] for p in tuned["pipelines"]} == {None, 25}
     settings = tuned["collection"]["settings"]
-    assert (settings["index_spec"], settings["rescore"], settings["rescore_k"]) == (
-        chosen["index_spec"],
-        chosen["rescore"],
-        chosen["rescore_k"],
-    )
+    names = ("beta", "gamma", "k", "index_spec", "rescore", "rescore_k", "candidates")
+    assert {name: settings[name] for name in names} == {name: chosen[name] for name in names}
+    described = tuned["collection"]["index_bytes_per_vector"]
+    assert chosen["bytes_per_vector"] == pytest.approx(described, rel=0.01)
     mask = held_out_split(len(queries), 0.4)
     held = [q for q, out in zip(queries, mask, strict=True) if out]
     answers = app_client.post(

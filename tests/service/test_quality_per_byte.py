@@ -44,6 +44,7 @@ def test_defaults_compress_and_rescore(app_client: TestClient) -> None:
         "index_spec": "SQ8",
         "rescore": "kernel",
         "rescore_k": None,
+        "candidates": None,
     }
     assert info["index_bytes_per_vector"] < 4 * 128  # SQ8: about k bytes and an id
     assert info["rescore_k_effective"] == 384  # β=γ=0 at d: raw cosine, through the kernel
@@ -116,7 +117,7 @@ def test_report_and_tune_run_as_jobs_whose_result_is_the_answer(app_client: Test
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["kind"] == "report" and accepted.json()["total"] == 1
     job = wait_job(app_client, accepted.json()["id"])
-    assert job["state"] == "done" and job["processed"] == 1, job
+    assert job["state"] == "done" and job["processed"] == job["total"] == 2, job  # 2 indexes
     direct = app_client.post("/collections/jobs/report", json=body).json()
     assert [(r["k"], r["index_spec"], r["rescore"]) for r in job["result"]["rows"]] == [
         (r["k"], r["index_spec"], r["rescore"]) for r in direct["rows"]
@@ -129,10 +130,12 @@ def test_report_and_tune_run_as_jobs_whose_result_is_the_answer(app_client: Test
         {"text": "cooking dinner", "relevant": ["cooking-2", "cooking-3"]},
     ]
     tune = {"queries": queries, "ks": [32], "betas": [0], "gammas": [0], "k_eval": 5}
+    tune |= {"specs": ["Flat", "SQ8"]}
     accepted = app_client.post("/collections/jobs/tune/jobs", json=tune)
     assert accepted.status_code == 202, accepted.text
     job = wait_job(app_client, accepted.json()["id"])
     assert job["state"] == "done", job
+    assert job["processed"] == job["total"] == 3, job  # the sweep, then each spec
     assert (
         job["result"]["chosen"]
         == app_client.post("/collections/jobs/tune", json=tune).json()["chosen"]

@@ -27,16 +27,7 @@ ERRORS = {
 )
 def create_collection(body: CollectionCreate, engine: EngineDep) -> CollectionInfo:
     """Create an empty collection; β, γ, k and index spec default to the server's settings."""
-    info = engine.create_collection(
-        body.name,
-        body.model,
-        body.beta,
-        body.gamma,
-        body.k,
-        body.index_spec,
-        body.rescore,
-        body.rescore_k,
-    )
+    info = engine.create_collection(body.name, body.model, body.settings())
     return CollectionInfo(**info)
 
 

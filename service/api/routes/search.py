@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.engine import Engine
+from service.engine import Engine, Progress
 from service.schemas import (
     EmbedIn,
     EmbedOut,
@@ -34,7 +34,7 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     """
     texts = body.all_texts
     answer, encode_seconds, search_seconds = engine.query(
-        name, texts, body.top_k, body.filter, body.rescore, body.candidates, body.rescore_k
+        name, texts, body.top_k, body.filter, body.overrides()
     )
     response.headers["Server-Timing"] = (
         f"encode;dur={1000 * encode_seconds:.1f}, search;dur={1000 * search_seconds:.1f}"
@@ -95,11 +95,15 @@ def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
 )
 def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
     """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
-    job = engine.background("report", name, lambda: _report(name, body, engine).model_dump())
+    job = engine.background(
+        "report", name, lambda progress: _report(name, body, engine, progress).model_dump()
+    )
     return JobOut.model_validate(job, from_attributes=True)
 
 
-def _report(name: str, body: ReportIn, engine: Engine) -> ReportOut:
+def _report(
+    name: str, body: ReportIn, engine: Engine, progress: Progress | None = None
+) -> ReportOut:
     """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
 
     Each setting's index is built beside the collection (nothing changes in it) and measured:
@@ -118,6 +122,7 @@ def _report(name: str, body: ReportIn, engine: Engine) -> ReportOut:
         rescore=body.rescore,
         n_queries=body.n_queries,
         candidates=body.candidates,
+        progress=progress,
         **labels,
     )
     rescores = engine.describe(name)["settings"]["rescore"] != "off"

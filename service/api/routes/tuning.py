@@ -5,7 +5,7 @@ from fastapi import APIRouter, status
 from index.tuning import ServedPoint
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.engine import Engine
+from service.engine import Engine, Progress
 from service.schemas import (
     CollectionInfo,
     FitIn,
@@ -28,9 +28,7 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
     Queries keep being answered by the old kernel and index until the new ones are saved.
     """
-    info, seconds = engine.fit(
-        name, body.beta, body.gamma, body.k, body.index_spec, body.rescore, body.rescore_k
-    )
+    info, seconds = engine.fit(name, body.settings())
     return FitOut(collection=CollectionInfo(**info), fit_seconds=seconds)
 
 
@@ -44,11 +42,13 @@ def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
 )
 def tune_job(name: str, body: TuneIn, engine: EngineDep) -> JobOut:
     """`/tune` as a background job: poll GET /jobs/{id}; its `result` is /tune's answer."""
-    job = engine.background("tune", name, lambda: _tune(name, body, engine).model_dump())
+    job = engine.background(
+        "tune", name, lambda progress: _tune(name, body, engine, progress).model_dump()
+    )
     return JobOut.model_validate(job, from_attributes=True)
 
 
-def _tune(name: str, body: TuneIn, engine: Engine) -> TuneOut:
+def _tune(name: str, body: TuneIn, engine: Engine, progress: Progress | None = None) -> TuneOut:
     """Choose β, γ, k (and, for queries, index spec and re-scoring) on labelled pairs (Spearman)
     or queries (nDCG@k_eval) by the pipeline the server would serve.
 
@@ -58,7 +58,7 @@ def _tune(name: str, body: TuneIn, engine: Engine) -> TuneOut:
     querying it with the held-out examples gives the held-out score.
     """
     grid = {"betas": body.betas, "gammas": body.gammas, "ks": body.ks, "max_k": body.max_k}
-    common = {"grid": grid, "held_out": body.held_out, "apply": body.apply}
+    common = {"grid": grid, "held_out": body.held_out, "apply": body.apply, "progress": progress}
     validation = body.validation
     if body.pairs is not None:
         tuned = engine.tune(
@@ -76,6 +76,7 @@ def _tune(name: str, body: TuneIn, engine: Engine) -> TuneOut:
             else [(q.text, relevance(q)) for q in validation.queries or []],
             specs=body.specs,
             spaces=body.spaces,
+            candidates=body.candidates,
             k_eval=body.k_eval,
             **common,
         )

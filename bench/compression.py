@@ -6,6 +6,8 @@ scored through each index's codes (what `/similarity` with `codes: true` returns
 float kernel vectors at the same k. Reuters (`--reuters-docs`, default 100,000 sentences): the
 label-free report of a collection at scale, timed, with its recall@10 column recomputed by an
 independent exact search (numpy for the float rows, a bare FAISS SQ8 index for the SQ8 ones).
+Served (`bench.served_bytes`): the settings down to 8 bytes per vector fitted on a collection
+and queried through it, on SciFact and on the Reuters sentences.
 """
 
 import argparse
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import context, data, report
+from bench import context, data, report, served_bytes
 from bench.cache import EmbeddingCache
 from index import Collection, Document
 from index import Settings as CollectionSettings
@@ -38,14 +40,20 @@ SPECS = ("Flat", "SQ8", "RaBitQ", "BFlat")
 SMOKE_KS = (64, 32)
 SMOKE_DOCS = 200
 REUTERS_DOCS = 100_000
-TASKS = ("scifact", "stsb", "reuters")
+TASKS = ("scifact", "stsb", "reuters", "served")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, help="re-scored candidates per query")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     parser.add_argument(
-        "--reuters-docs", type=int, default=REUTERS_DOCS, help="Reuters sentences (reuters task)"
+        "--reuters-docs",
+        type=int,
+        default=REUTERS_DOCS,
+        help="Reuters sentences (reuters and served tasks)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every setting (served task)"
     )
 
 
@@ -58,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
         stsb(ctx.encoder, ctx.cache, ctx.root, ctx.out, ks, args.smoke)
     if "reuters" in args.tasks:
         reuters(ctx, SMOKE_DOCS if args.smoke else args.reuters_docs)
+    if "served" in args.tasks:
+        rounds = 1 if args.smoke else args.rounds
+        served_bytes.scifact(ctx, args.smoke, rounds)
+        served_bytes.reuters(
+            ctx, SMOKE_DOCS if args.smoke else args.reuters_docs, args.smoke, rounds
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import peers_report, quality, report
 from bench.encoders import table as encoders_table
+from bench.served_bytes import table as served_bytes_table
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "bench" / "README.md")
@@ -179,6 +180,13 @@ def peers(results: Path) -> str:
     return peers_report.tables(load(results, "peers.json"))
 
 
+def served_bytes(name: str) -> Renderer:
+    def render(results: Path) -> str:
+        return served_bytes_table(load(results, f"served_bytes_{name}.json"))
+
+    return render
+
+
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
     "compression-summary": compression_summary,
@@ -187,6 +195,8 @@ RENDERERS: dict[str, Renderer] = {
     "speed-backends": speed_backends,
     "encoders": encoders,
     "peers": peers,
+    "served-bytes-scifact": served_bytes("scifact"),
+    "served-bytes-reuters": served_bytes("reuters"),
 }
 
 

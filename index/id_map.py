@@ -4,8 +4,9 @@ FAISS's IDMap keeps an int64 per vector: 8 bytes, as much as a whole 64-bit code
 grow (SQLite's AUTOINCREMENT never reuses one), and an index adds them in that order, so
 position → row is a rising step function: kept here as runs of consecutive rows, one
 (first position, first row) pair per run. An ingest without deletions is one run; a rebuild
-after deletions has a run per gap. A removed row leaves its position as a tombstone (one bit per
-position) until the index is built anew.
+after deletions has a run per gap. A removed row leaves its position as a tombstone until the
+index is built anew: a bit per position, allocated at the first removal (an index that never
+lost a row holds no bitmap, so a 64-bit code costs 8 bytes, not 8⅛).
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ class IdMap:
         self._starts = np.zeros(0, np.int64)  # first position of each run
         self._firsts = np.zeros(0, np.int64)  # first id of each run
         self._size = 0
-        self._live = np.zeros(0, np.uint8)  # one bit per position, little bit order (FAISS's)
+        self._live: np.ndarray | None = None  # a bit per position (FAISS's order) once one died
         self._dead = 0
 
     @property
@@ -36,11 +37,12 @@ class IdMap:
     @property
     def live_bitmap(self) -> np.ndarray:
         """One bit per position, set for live ones: what `faiss.IDSelectorBitmap` reads."""
-        return self._live
+        return self._bitmap()
 
     @property
     def nbytes(self) -> int:
-        return self._starts.nbytes + self._firsts.nbytes + self._live.nbytes
+        bitmap = 0 if self._live is None else self._live.nbytes
+        return self._starts.nbytes + self._firsts.nbytes + bitmap
 
     @property
     def last(self) -> int:
@@ -98,6 +100,9 @@ class IdMap:
     def remove(self, ids: np.ndarray) -> int:
         """Tombstone the positions of the live `ids` among those given; returns how many."""
         positions = self.positions_of(ids)
+        if not len(positions):
+            return 0
+        self._live = self._bitmap()
         np.bitwise_and.at(self._live, positions >> 3, ~_bits(positions))
         self._dead += len(positions)
         return len(positions)
@@ -109,15 +114,25 @@ class IdMap:
         return np.flatnonzero(self._live_mask())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"starts": self._starts, "firsts": self._firsts, "live": self._live_mask()}
+        """The runs, the size and the packed tombstone bitmap (empty when none died)."""
+        live = np.zeros(0, np.uint8) if self._live is None else self._live
+        return {
+            "starts": self._starts,
+            "firsts": self._firsts,
+            "size": np.array(self._size),
+            "live": live,
+        }
 
     @classmethod
-    def from_arrays(cls, starts: np.ndarray, firsts: np.ndarray, live: np.ndarray) -> "IdMap":
+    def from_arrays(
+        cls, starts: np.ndarray, firsts: np.ndarray, size: np.ndarray, live: np.ndarray
+    ) -> "IdMap":
         """The map `to_arrays` saved; InvalidInput when the arrays do not describe one."""
         mapped = cls()
         starts, firsts = np.asarray(starts, np.int64), np.asarray(firsts, np.int64)
-        live = np.asarray(live).astype(bool)
-        size = len(live)
+        size, live = int(size), np.asarray(live, np.uint8)
+        if len(live) not in (0, (size + 7) // 8):
+            raise InvalidInput("the id map's bitmap does not cover its positions")
         if len(starts) != len(firsts) or (size and (not len(starts) or starts[0] != 0)):
             raise InvalidInput("the id map's runs do not cover its positions")
         lengths = np.diff(np.append(starts, size))
@@ -125,8 +140,9 @@ class IdMap:
         if (lengths < 1).any() or (firsts[1:] <= ends[:-1]).any():
             raise InvalidInput("the id map's runs are not rising")
         mapped._starts, mapped._firsts, mapped._size = starts, firsts, size
-        mapped._live = np.packbits(live, bitorder="little")
-        mapped._dead = int(size - live.sum())
+        if len(live):
+            mapped._live = live
+            mapped._dead = int(size - mapped._live_mask().sum())
         return mapped
 
     @classmethod
@@ -135,13 +151,25 @@ class IdMap:
         mapped.append(np.asarray(ids, np.int64))
         return mapped
 
+    def _bitmap(self) -> np.ndarray:
+        """The tombstone bitmap, every position live when none was allocated yet."""
+        if self._live is not None:
+            return self._live
+        return np.packbits(np.ones(self._size, bool), bitorder="little")
+
     def _live_mask(self) -> np.ndarray:
+        if self._live is None:
+            return np.ones(self._size, bool)
         return np.unpackbits(self._live, count=self._size, bitorder="little").astype(bool)
 
     def _is_live(self, positions: np.ndarray) -> np.ndarray:
+        if self._live is None:
+            return np.ones(positions.shape, bool)
         return ((self._live[positions >> 3] >> (positions & 7).astype(np.uint8)) & 1).astype(bool)
 
     def _set_live(self, positions: np.ndarray) -> None:
+        if self._live is None:
+            return
         needed = (self._size + 7) // 8
         if len(self._live) < needed:
             self._live = np.concatenate([self._live, np.zeros(needed - len(self._live), np.uint8)])

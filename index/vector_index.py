@@ -4,8 +4,8 @@ Float specs come from `faiss.index_factory` ("Flat", "HNSW32", "SQ8", "PQ16", "I
 "RaBitQ"...). Binary specs ("BFlat", "BHNSW32") keep one bit per dimension, the sign of the kernel
 coordinate, and search by Hamming distance: k/8 bytes per vector. "RaBitQ" also keeps one bit per
 dimension (plus two floats) but scores a float query against the bits, which ranks far better.
-The FAISS index holds codes only; ids live in an `IdMap` (runs of rising ids, a tombstone bit per
-removed one), so a 64-bit code costs 8 bytes in memory, not 16.
+The FAISS index holds codes only; ids live in an `IdMap` (runs of rising ids, and a tombstone
+bitmap once a row is removed), so a 64-bit code costs 8 bytes in memory, not 16.
 """
 
 import io
@@ -301,7 +301,7 @@ def _read(path: str | os.PathLike[str], binary: bool) -> tuple[Any, IdMap]:
     if zipped:
         with np.load(path) as saved:
             data = saved["faiss"]
-            ids = IdMap.from_arrays(saved["starts"], saved["firsts"], saved["live"])
+            ids = IdMap.from_arrays(saved["starts"], saved["firsts"], saved["size"], saved["live"])
         read = faiss.deserialize_index_binary if binary else faiss.deserialize_index
         return read(data), ids
     legacy = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))

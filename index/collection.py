@@ -222,8 +222,9 @@ class Collection:
         """Refit the kernel and rebuild the index from the stored raw vectors (no re-encoding).
 
         `changes` name settings (beta, gamma, k, index_spec, rescore, rescore_k, candidates);
-        those left out or None keep the collection's. Queries go on against the old kernel and
-        index until the new pair is saved, then switch to it at once.
+        those left out keep the collection's, None sets k, rescore_k or candidates back to its
+        default. Queries go on against the old kernel and index until the new pair is saved,
+        then switch to it at once.
         """
         started = time.perf_counter()
         with self._write_lock:

@@ -63,21 +63,24 @@ class Settings:
             raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
 
     def updated(self, **changes: Any) -> "Settings":
-        """These settings with the non-None `changes` applied (an unknown name: InvalidInput)."""
+        """These settings with every one of `changes` applied, so a refit can also go back to a
+        default: None sets k, rescore_k or candidates to theirs (and is refused for the others);
+        settings left out are kept; an unknown name is an InvalidInput."""
         unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
             raise InvalidInput(
                 f"unknown setting(s) {', '.join(unknown)}: settings are "
                 f"{', '.join(f.name for f in fields(self))}"
             )
-        return replace(self, **{key: value for key, value in changes.items() if value is not None})
+        return replace(self, **changes)
 
     def search(self, **overrides: Any) -> "Settings":
-        """These settings with a query's own re-scoring choices (SEARCH_FIELDS) applied."""
+        """These settings with a query's own re-scoring choices (SEARCH_FIELDS) applied; a None
+        choice is the collection's."""
         unknown = sorted(set(overrides) - set(SEARCH_FIELDS))
         if unknown:
             raise InvalidInput(f"a query cannot set {', '.join(unknown)}: only {SEARCH_FIELDS}")
-        return self.updated(**overrides)
+        return self.updated(**{key: value for key, value in overrides.items() if value is not None})
 
 
 SEARCH_FIELDS = ("rescore", "rescore_k", "candidates")

@@ -320,9 +320,14 @@ class ServedPoint:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The collection settings that serve this pipeline (what `apply` fits with)."""
+        """The collection settings that serve this pipeline (what `apply` fits with): all of
+        them, defaults included, so nothing of an earlier fit stays; pairs choose no index spec
+        (the collection keeps its own)."""
         names = ("beta", "gamma", "k", "index_spec", "rescore", "rescore_k", "candidates")
-        return {name: getattr(self, name) for name in names}
+        chosen = {name: getattr(self, name) for name in names}
+        if chosen["index_spec"] is None:
+            del chosen["index_spec"]
+        return chosen
 
 
 @dataclass(frozen=True)

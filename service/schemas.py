@@ -47,8 +47,9 @@ class Request(BaseModel):
 
 
 class SettingsIn(Request):
-    """A collection's settings as a request gives them: what is left out (null) is kept (fit)
-    or taken from the server's defaults (create)."""
+    """A collection's settings as a request gives them: what is left out is kept (fit) or taken
+    from the server's defaults (create); null sets k, rescore_k or candidates to its default
+    (every dimension, every meaningful one, a few per hit)."""
 
     beta: FiniteFloat | None = Field(None, description="β: how much of the mean to subtract.")
     gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
@@ -63,7 +64,7 @@ class SettingsIn(Request):
 
     def settings(self) -> dict[str, Any]:
         """The settings given, by name (`index.Settings` fields), for create and fit."""
-        return self.model_dump(include=set(SettingsIn.model_fields), exclude_none=True)
+        return self.model_dump(include=set(SettingsIn.model_fields), exclude_unset=True)
 
 
 class CollectionCreate(SettingsIn):

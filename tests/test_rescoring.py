@@ -149,5 +149,9 @@ def test_candidates_are_a_collection_setting_a_query_may_override(tmp_path, corp
     c.fit(candidates=3)  # below top_k: the collection's number is a floor, not an error
     assert len(c.search_vectors(queries[:1], top_k=5)[0]) == 5
     assert c.describe()["settings"]["candidates"] == 3
+    c.fit(k=16)  # left out: kept
+    assert c.describe()["settings"]["candidates"] == 3
+    c.fit(candidates=None)  # None: back to the default, a few per hit
+    assert c.describe()["settings"]["candidates"] is None
     with pytest.raises(InvalidInput, match="only"):
         c.search_vectors(queries[:1], top_k=5, index_spec="Flat")

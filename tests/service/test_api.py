@@ -255,6 +255,35 @@ def test_tune_pairs_and_apply(app_client: TestClient) -> None:
     assert "| beta | gamma |" in tuned["table"]
 
 
+def test_apply_serves_the_chosen_point_whole_even_its_defaults(app_client: TestClient) -> None:
+    """A refit before a tune set candidates and rescore_k; the tuner's chosen point uses the
+    defaults (null), and after apply the collection must serve those, not keep the old ones."""
+    make(app_client, "reapplied", corpus())
+    refit = app_client.post("/collections/reapplied/fit", json={"candidates": 7, "rescore_k": 200})
+    assert refit.status_code == 200, refit.text
+    assert refit.json()["collection"]["settings"]["candidates"] == 7
+    queries = [
+        {"text": "playing music on stage", "relevant": ["music-0", "music-3"]},
+        {"text": "cooking dinner", "relevant": ["cooking-2", "cooking-3"]},
+    ]
+    body = {"queries": queries, "ks": [16], "betas": [0], "gammas": [0], "apply": True}
+    tuned = app_client.post("/collections/reapplied/tune", json=body)
+    assert tuned.status_code == 200, tuned.text
+    chosen = tuned.json()["chosen"]
+    assert chosen["candidates"] is None
+    served = app_client.get("/collections/reapplied").json()["settings"]
+    assert (served["candidates"], served["rescore_k"]) == (None, chosen["rescore_k"])
+    reset = app_client.post("/collections/reapplied/fit", json={"candidates": 9})
+    assert reset.json()["collection"]["settings"]["candidates"] == 9
+    reset = app_client.post("/collections/reapplied/fit", json={"candidates": None})
+    assert reset.json()["collection"]["settings"]["candidates"] is None  # null: the default
+    kept = app_client.post("/collections/reapplied/fit", json={"k": 16}).json()
+    kept = kept["collection"]["settings"]
+    assert kept["rescore_k"] == chosen["rescore_k"]  # left out: kept
+    refused = app_client.post("/collections/reapplied/fit", json={"beta": None})
+    assert refused.status_code in (400, 422) and "beta" in refused.text
+
+
 def test_tune_queries_without_apply(app_client: TestClient) -> None:
     make(app_client, "retrieval", corpus())
     queries = [

@@ -22,18 +22,20 @@ BENCHMARKS = {
     "load": "bench.load",
     "render": "bench.render",
     "distributed": "bench.distributed",
+    "tuned": "bench.served_tuning",
 }
 MEASURES_NOTHING = {"render"}
 """Commands that only read result files: none of the common options apply."""
 DESCRIPTIONS = {
     "quality": "STS-B and SciFact quality of each kernel setting and k (tables + plots)",
-    "compression": "bytes per vector against quality: index specs, k, re-scoring (SciFact, STS-B)",
+    "compression": "bytes per vector against quality: index specs, k, re-scoring; as served",
     "speed": "the real server on Reuters: ingest, latency, queries/s, memory, k × index",
     "peers": "ours (HTTP and embedded) beside txtai and Chroma on SciFact, each in its own venv",
     "encoders": "encoder backends (torch, onnx, onnx-int8): speed, STS-B, agreement",
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
     "render": "rewrite the tables of README.md and bench/README.md from bench/results/*.json",
     "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
+    "tuned": "tune over HTTP, apply, and what the collection serves on examples never chosen on",
 }
 
 

@@ -278,3 +278,21 @@ def test_compression_smoke_writes_every_table_and_recall_agrees(
         ("64", "SQ8"),
     }
     assert all(abs(a - b) <= 0.5 for _, _, a, b in checks), checks
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_tuned_smoke_serves_what_the_tuner_reported(tmp_path: Path, data_dir: Path) -> None:
+    """`python -m bench tuned --smoke`: tune over HTTP with explicit validation examples, apply,
+    and the collection's answers to those examples score what the tuner reported for them."""
+    _require(data_dir)
+    assert (
+        main(["tuned", "--smoke", "--quiet", "--out", str(tmp_path), "--data", str(data_dir)]) == 0
+    )
+    figures = json.loads((tmp_path / "served_tuning.json").read_text(encoding="utf-8"))
+    for task in ("scifact", "stsb"):
+        point = figures[task]["validation"]
+        assert point["served_test"] == pytest.approx(point["held_out"], abs=0.01)
+    scifact = figures["scifact"]["validation"]
+    assert scifact["described_bytes_per_vector"] == pytest.approx(scifact["bytes_per_vector"])
+    assert "| SciFact | nDCG@10 |" in (tmp_path / "served_tuning.md").read_text(encoding="utf-8")

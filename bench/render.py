@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import peers_report, quality, report
+from bench import peers_report, quality, report, served_tuning
 from bench.encoders import table as encoders_table
+from bench.served_bytes import budgets as served_bytes_budgets
 from bench.served_bytes import table as served_bytes_table
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -110,6 +111,30 @@ def compression_summary(results: Path) -> str:
 COMPRESSION = "compression_scifact.json"
 
 
+def compression_reuters(results: Path) -> str:
+    """README's sentence on the report at scale: its time and the k=128 SQ8 rows."""
+    figures = load(results, "compression_reuters.json")
+    rows = {(r["k"], r["index_spec"], r["rescore"]): r for r in figures["rows"]}
+    off, on = rows[(128, "SQ8", False)], rows[(128, "SQ8", True)]
+    return (
+        f"On the first {figures['documents']:,} Reuters sentences the default report "
+        f"({len(figures['rows'])} rows) took {figures['report_seconds']:.1f} s, and at k=128 SQ8 "
+        f"recall@10 is {100 * off['recall_at_10']:.1f} without re-scoring and "
+        f"{100 * on['recall_at_10']:.1f} with it ({off['latency_ms']:.2f} → "
+        f"{on['latency_ms']:.2f} ms per query, load average {figures['load_average'][0]:.1f} at "
+        "the end of the run)."
+    )
+
+
+def compression_stsb(results: Path) -> str:
+    """README's sentence on STS-B through the codes: float kernel against SQ8 at k=128."""
+    at_128 = load(results, "compression_stsb.json")["spearman"]["128"]
+    return (
+        f"at k=128, {100 * at_128['float kernel']:.2f} with the float kernel and "
+        f"{100 * at_128['SQ8']:.2f} with SQ8 codes (`bench/results/compression_stsb.json`)."
+    )
+
+
 def quality_grid(name: str, tuning_label: str) -> Renderer:
     """bench/README's full quality table of one task, with its headline sentence."""
 
@@ -187,9 +212,21 @@ def served_bytes(name: str) -> Renderer:
     return render
 
 
+def tuned_as_served(results: Path) -> str:
+    return served_tuning.table(load(results, "served_tuning.json"))
+
+
+def served_budgets(results: Path) -> str:
+    return served_bytes_budgets(
+        {name: load(results, f"served_bytes_{name}.json") for name in ("scifact", "reuters")}
+    )
+
+
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
     "compression-summary": compression_summary,
+    "compression-reuters": compression_reuters,
+    "compression-stsb": compression_stsb,
     "quality-stsb": quality_grid("quality_stsb.json", "dev"),
     "quality-scifact": quality_grid("quality_scifact.json", "train"),
     "speed-backends": speed_backends,
@@ -197,6 +234,8 @@ RENDERERS: dict[str, Renderer] = {
     "peers": peers,
     "served-bytes-scifact": served_bytes("scifact"),
     "served-bytes-reuters": served_bytes("reuters"),
+    "served-bytes-budgets": served_budgets,
+    "served-tuning": tuned_as_served,
 }
 
 

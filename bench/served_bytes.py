@@ -1,9 +1,10 @@
 """Bytes per vector as served: each setting fitted on a real collection and queried through it.
 
 `index.compression.report` scores indexes beside a collection with the raw vectors in memory;
-this measures what a user gets: `Collection.fit(**setting)` on a collection on disk, then
-`Collection.answer` per query (kernel, FAISS search, the SQLite reads of the candidates' raw
-vectors, re-scoring), the index's resident bytes per vector as describe reports them (codes,
+this measures what a user gets: the server's default settings with a few changed, fitted
+(`Collection.fit`) on a collection on disk, then `Collection.answer` per query (kernel, FAISS
+search, the SQLite reads of the candidates' raw vectors, re-scoring), the index's resident
+bytes per vector as describe reports them (codes,
 per-vector factors, id runs), and quality: nDCG@10 on SciFact's test queries, recall@10 against
 exact raw cosine on Reuters sentences (queries: the sentences after the corpus). Settings are
 measured in rounds (every setting once per round), and each one's latency is compared with the
@@ -23,54 +24,53 @@ import numpy as np
 
 from bench import data, report
 from bench.context import RunContext
-from index import Collection, Document
+from index import Collection, Document, Settings
 from index.metrics import ndcg_at_k
 from index.validation import unit_rows
+from service.config import Settings as ServerSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A collection setting under test (`Collection.fit` keywords) and its label."""
+    """A setting under test: its label and what it changes of the server's defaults."""
 
     label: str
-    k: int
-    index_spec: str
-    rescore: str = "kernel"
-    candidates: int | None = None
-
-    def fit_keywords(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "index_spec": self.index_spec,
-            "rescore": self.rescore,
-            "candidates": self.candidates,
-        }
+    changes: tuple[tuple[str, Any], ...] = ()
 
 
-DEFAULT = Setting("service default", 128, "SQ8")
+def _setting(label: str, **changes: Any) -> Setting:
+    return Setting(label, tuple(changes.items()))
+
+
+DEFAULT = _setting("service default")
 SETTINGS = (
-    Setting("exact raw cosine", 384, "Flat", "off"),
+    _setting("exact raw cosine", k=None, index_spec="Flat", rescore="off"),
     DEFAULT,
-    Setting("RaBitQ k=64", 64, "RaBitQ", candidates=40),
-    Setting("RaBitQ k=64", 64, "RaBitQ", candidates=200),
-    Setting("RaBitQ k=64", 64, "RaBitQ", candidates=400),
-    Setting("binary k=128", 128, "BFlat", candidates=200),
-    Setting("binary k=128", 128, "BFlat", candidates=400),
-    Setting("PQ16 k=128", 128, "PQ16", candidates=200),
-    Setting("binary k=64", 64, "BFlat", candidates=400),
-    Setting("binary k=64", 64, "BFlat", candidates=800),
-    Setting("PQ8 k=64", 64, "PQ8", candidates=400),
+    _setting("RaBitQ k=64", k=64, index_spec="RaBitQ", candidates=40),
+    _setting("RaBitQ k=64", k=64, index_spec="RaBitQ", candidates=200),
+    _setting("RaBitQ k=64", k=64, index_spec="RaBitQ", candidates=400),
+    _setting("binary k=128", k=128, index_spec="BFlat", candidates=200),
+    _setting("binary k=128", k=128, index_spec="BFlat", candidates=400),
+    _setting("binary k=128", k=128, index_spec="BFlat", candidates=1600),
+    _setting("PQ16 k=128", k=128, index_spec="PQ16", candidates=200),
+    _setting("PQ16 k=128", k=128, index_spec="PQ16", candidates=800),
+    _setting("binary k=64", k=64, index_spec="BFlat", candidates=400),
+    _setting("binary k=64", k=64, index_spec="BFlat", candidates=800),
+    _setting("PQ8 k=64", k=64, index_spec="PQ8", candidates=400),
+    _setting("PQ8 k=64", k=64, index_spec="PQ8", candidates=1600),
 )
-SMOKE_SETTINGS = (DEFAULT, Setting("binary k=64", 64, "BFlat", candidates=200))
+SMOKE_SETTINGS = (DEFAULT, _setting("binary k=64", k=64, index_spec="BFlat", candidates=200))
 LATENCY_QUERIES = 100
 TOP_K = 10
 
 
 @dataclass(frozen=True)
 class Measured:
-    setting: Setting
+    label: str
+    settings: Settings
+    """What the collection served: the server's defaults with the setting's changes."""
     bytes_per_vector: float
     quality: float
     latency_ms: list[float]
@@ -129,8 +129,10 @@ def _measure(
     smoke: bool,
     rounds: int,
 ) -> list[Measured]:
-    settings = SMOKE_SETTINGS if smoke else SETTINGS
-    latencies: dict[Setting, list[float]] = {s: [] for s in settings}
+    chosen = SMOKE_SETTINGS if smoke else SETTINGS
+    defaults = ServerSettings().collection_settings(vectors.shape[1])
+    served = {s: defaults.updated(**dict(s.changes)) for s in chosen}
+    latencies: dict[Setting, list[float]] = {s: [] for s in chosen}
     scores: dict[Setting, float] = {}
     sizes: dict[Setting, float] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -140,8 +142,8 @@ def _measure(
             documents = [Document(t, id=i) for i, t in zip(ids[chunk], texts[chunk], strict=True)]
             collection.add_vectors(documents, vectors[chunk], fit=False)
         for round_number in range(rounds):
-            for setting in settings:
-                collection.fit(**setting.fit_keywords())
+            for setting in chosen:
+                collection.fit(**asdict(served[setting]))
 
                 def answer(query: np.ndarray) -> list[str]:
                     return [hit.id for hit in collection.answer(query[None, :], TOP_K).hits[0]]
@@ -155,13 +157,14 @@ def _measure(
     default = latencies[DEFAULT]
     return [
         Measured(
-            setting,
+            setting.label,
+            served[setting],
             sizes[setting],
             scores[setting],
             latencies[setting],
             [mine - theirs for mine, theirs in zip(latencies[setting], default, strict=True)],
         )
-        for setting in settings
+        for setting in chosen
     ]
 
 
@@ -184,7 +187,7 @@ def _write(
     rounds: int,
     load: tuple[float, float, float],
 ) -> Path:
-    reference = measured[0].quality if measured[0].setting.rescore == "off" else None
+    reference = measured[0].quality if measured[0].settings.rescore == "off" else None
     payload = {
         "documents": sizes[0],
         "queries": sizes[1],
@@ -193,7 +196,8 @@ def _write(
         "load_average": load,
         "rows": [
             {
-                **asdict(m.setting),
+                "label": m.label,
+                **asdict(m.settings),
                 "bytes_per_vector": m.bytes_per_vector,
                 "quality": m.quality,
                 "share_of_exact": None if reference is None else m.quality / reference,
@@ -235,7 +239,7 @@ def table(payload: dict[str, Any]) -> str:
         lines.append(
             [
                 row["label"],
-                row["k"],
+                "all" if row["k"] is None else row["k"],
                 row["index_spec"],
                 row["rescore"],
                 row["candidates"] or "default",
@@ -254,3 +258,45 @@ def table(payload: dict[str, Any]) -> str:
         f"start{busy}. Bytes per vector: the index as resident (codes, per-vector factors, id "
         "runs).\n\n" + report.markdown_table(header, lines) + "\n"
     )
+
+
+BUDGETS = ((16.0, 0.995), (8.0, 0.98))
+"""Bytes per vector and the share of exact quality a setting within them should keep (#18)."""
+
+
+def budgets(results: dict[str, dict[str, Any]]) -> str:
+    """Per byte budget and corpus, the setting the README recommends: the quickest one within the
+    budget that keeps the target share of exact quality, else the best one, marked as short."""
+    lines = []
+    for budget, target in BUDGETS:
+        for name, payload in results.items():
+            # to the 0.1 B the tables show: FAISS's header adds a few thousandths a vector
+            rows = [r for r in payload["rows"] if round(r["bytes_per_vector"], 1) <= budget]
+            reaching = [r for r in rows if r["share_of_exact"] >= target]
+            if reaching:
+                row = min(reaching, key=lambda r: np.median(r["added_ms"]))
+            else:
+                row = max(rows, key=lambda r: r["quality"])
+            lines.append(
+                [
+                    f"≤ {budget:g} B",
+                    f"{100 * target:g}%",
+                    name,
+                    f"{row['label']}, {row['candidates'] or 'default'} candidates",
+                    f"{row['bytes_per_vector']:.1f}",
+                    f"{100 * row['quality']:.2f} {payload['metric']}",
+                    f"{100 * row['share_of_exact']:.1f}%" + ("" if reaching else " (short)"),
+                    f"{np.median(row['added_ms']):+.2f}",
+                ]
+            )
+    header = [
+        "budget",
+        "target",
+        "corpus",
+        "setting",
+        "bytes/vector",
+        "quality ×100",
+        "of exact",
+        "added ms vs default",
+    ]
+    return report.markdown_table(header, lines)

@@ -59,8 +59,8 @@ RUN pip install --no-deps --no-build-isolation /tmp/src \
     && rm -rf /tmp/src \
     && python -c "from index.encoder import bundled_model_path; assert bundled_model_path().is_dir()"
 
-# The ONNX exports of the model (backends onnx and onnx-int8), made now so that the server starts
-# in a second without importing torch, and never writes outside /data.
+# The ONNX exports of the model (onnx and openvino run one, onnx-int8 the other), made now so
+# that the server starts in a second without importing torch, and never writes outside /data.
 ENV WHITENED_SEARCH_MODEL_CACHE_DIR=/opt/whitened-search/models
 RUN HF_HUB_OFFLINE=1 whitened-search export-model
 

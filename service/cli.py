@@ -344,7 +344,9 @@ def _parser() -> argparse.ArgumentParser:
         "export-model",
         help="build the ONNX files of the server's model now (else made on first use)",
     )
-    p.add_argument("--backend", choices=BACKENDS[1:], action="append", help="default: both")
+    p.add_argument(
+        "--backend", choices=BACKENDS[1:], action="append", help="default: every exported one"
+    )
     p.set_defaults(run=export_model)
 
     def client_options(p: argparse.ArgumentParser) -> None:

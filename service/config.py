@@ -19,7 +19,7 @@ from index.snapshots import Settings as CollectionSettings
 ENV_PREFIX = "WHITENED_SEARCH_"
 OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker compose runs"}
 """Variables of the prefix read by the product's other programs, not by the server."""
-QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "onnx-int8": 0.0}
+QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "openvino": 0.0, "onnx-int8": 0.0}
 """Measured with 16 concurrent clients (README): batching pays only where a forward pass has a
 large fixed cost (torch); ONNX Runtime has almost none, so a batch only adds padding."""
 MiB = 1024 * 1024
@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     backend: Backend = Field(
         DEFAULT_BACKEND,
         description="Encoder backend: `onnx` (ONNX Runtime fp32, the same vectors as `torch`, "
-        "about twice as fast per query), `torch` (sentence-transformers) or `onnx-int8` "
-        "(faster still; slightly different vectors, so its collections take no other backend).",
+        "faster), `openvino` (the same export run by OpenVINO: faster on long texts in bulk), "
+        "`torch` (sentence-transformers) or `onnx-int8` (faster still; slightly different "
+        "vectors, so its collections take no other backend).",
     )
     model_cache_dir: Path | None = Field(
         None,
@@ -125,7 +126,7 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Single-text queries arriving within this many milliseconds are encoded as "
         "one batch; 0 turns batching off. None: by backend, where it pays: 2 ms for torch "
-        "(1.6x the queries/s at 16 clients here), off for onnx and onnx-int8 (a batch pads "
+        "(1.6x the queries/s at 16 clients here), off for the exported ones (a batch pads "
         "every text to the longest; their queries/s halved).",
     )
 

@@ -43,6 +43,43 @@ def test_onnx_gives_the_pytorch_vectors(encoder: Encoder, torch_vectors: np.ndar
     assert encoder.max_seq_length == 256
 
 
+def test_openvino_gives_the_pytorch_vectors(torch_vectors: np.ndarray) -> None:
+    """OpenVINO runs onnx's own export (no second export) at f32: the torch vectors again."""
+    openvino = Encoder(backend="openvino")
+    vectors = openvino.encode(TEXTS)
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    assert cosines.min() > 0.99999, cosines
+    assert openvino.export_dir() == Encoder(backend="onnx").export_dir()
+    assert openvino.vectors_id == Encoder().vectors_id  # one family: caches are shared
+    alone = np.vstack([openvino.encode([text]) for text in TEXTS])
+    np.testing.assert_allclose(vectors, alone, atol=1e-5)
+
+
+def test_long_texts_go_in_smaller_batches_with_the_same_vectors(encoder: Encoder) -> None:
+    """At most TOKEN_BUDGET tokens a forward pass: 40 texts of 256 tokens and 2 short ones run
+    as 16 + 16 + 10 (the last 8 long ones with the short ones), not 32 + 10, and every row is
+    what it is alone."""
+    from index.onnx_runtime import TOKEN_BUDGET
+
+    texts = [f"text {i} " + "word " * 300 for i in range(40)] + ["short one", "short two"]
+    model = encoder._loaded()
+    sizes: list[int] = []
+    run = model._run
+
+    def counted(encodings):  # type: ignore[no-untyped-def]
+        sizes.append(len(encodings))
+        return run(encodings)
+
+    model._run = counted  # type: ignore[method-assign]
+    try:
+        vectors = model.encode(texts, batch_size=32)
+    finally:
+        del model._run
+    assert sizes == [TOKEN_BUDGET // 256] * 2 + [10]
+    alone = np.vstack([encoder.encode([text]) for text in texts[-4:]])
+    np.testing.assert_allclose(vectors[-4:], alone, atol=1e-5)
+
+
 def test_onnx_int8_is_close_but_not_the_same(int8: Encoder, torch_vectors: np.ndarray) -> None:
     cosines = (int8.encode(TEXTS) * torch_vectors).sum(axis=1)
     assert cosines.min() > 0.95, cosines
@@ -144,12 +181,12 @@ def _record_tokenizer_inputs(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) 
     return lengths
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
+@pytest.mark.parametrize("backend", ["onnx", "openvino", "torch"])
 def test_huge_text_is_cut_before_tokenising(
     backend: str, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 17 item 6: a 5 MB text was tokenised whole (28 s of CPU, RSS 405 -> 819 MB)."""
-    subject = encoder if backend == "onnx" else Encoder(backend="torch")
+    subject = encoder if backend == "onnx" else Encoder(backend=backend)
     huge = PROSE * (5_000_000 // len(PROSE))
     expected = subject.encode([huge[:4000]])  # 4,000 characters hold more than 256 tokens
     lengths = _record_tokenizer_inputs(subject, monkeypatch)

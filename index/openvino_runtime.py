@@ -1,0 +1,46 @@
+"""The exported ONNX graph run by OpenVINO: the same graph, tokenizer and vectors as the `onnx`
+backend (fp32 throughout: cosine to torch ≥ 0.99999). Measured here it encodes long texts
+faster than ONNX Runtime in bulk (bench/results/encoders.md), while one query over HTTP took
+slightly longer, so it is a choice for ingest-heavy servers, not the default.
+"""
+
+import queue
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.onnx_export import MODEL_FILE
+from index.onnx_runtime import ExportedSentenceModel
+
+
+class OpenVinoSentenceModel(ExportedSentenceModel):
+    """The exported pipeline compiled by OpenVINO for the CPU.
+
+    Precision is pinned to f32 (OpenVINO would pick bf16 on CPUs that have it, and the vectors
+    would drift from torch's). An infer request serves one call at a time: idle ones wait in a
+    queue, and a new one is made only when all are busy, so a server's many threads share as
+    many requests as calls run at once. Inputs are shared, not copied (the call is synchronous,
+    so the arrays outlive it): a short query spends its time in the graph.
+    """
+
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
+        import openvino
+
+        super().__init__(folder)
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self._compiled = openvino.Core().compile_model(str(folder / MODEL_FILE), "CPU", config)
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def _infer(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self._compiled.create_infer_request()
+        try:
+            request.infer(inputs, share_inputs=True)
+            return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+        finally:
+            self._idle.put(request)

@@ -20,6 +20,7 @@ from bench import peers_report, quality, report, served_tuning
 from bench.encoders import table as encoders_table
 from bench.served_bytes import budgets as served_bytes_budgets
 from bench.served_bytes import table as served_bytes_table
+from index.encoder import DEFAULT_BACKEND
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "bench" / "README.md")
@@ -145,7 +146,7 @@ def quality_grid(name: str, tuning_label: str) -> Renderer:
     return render
 
 
-SPEED_BACKENDS = ("onnx", "torch", "onnx-int8")
+SPEED_BACKENDS = ("openvino", "onnx", "torch", "onnx-int8")
 
 
 def speed_backends(results: Path) -> str:
@@ -167,7 +168,7 @@ def speed_backends(results: Path) -> str:
             ratio = f"{on_16 / off_16:.2f}"
         rows.append(
             [
-                f"`{backend}`" + (" (default)" if backend == "onnx" else ""),
+                f"`{backend}`" + (" (default)" if backend == DEFAULT_BACKEND else ""),
                 f"{bare:.0f}",
                 f"{ingest:.0f}",
                 f"{ingest / bare:.2f}",

@@ -36,7 +36,9 @@ KILLS = int(os.environ.get("WHITENED_TEST_FAULT_KILLS", "30"))
 SEED = 20261201
 CHUNK = 16
 NAME = "faults"
-JOB_SIZE = 160
+JOB_SIZE = 2400
+"""Documents of the ingest job each work cycle starts: enough that it still runs when the kill
+comes (0.3 to 3 s later) on an idle machine too; 160 finished first there, and kills missed it."""
 WORK_SHARE = 0.35  # of the kills; the rest are cheap startup kills
 # ONNX Runtime starts in about 2 s where torch takes 7 to 10 s here; the store does not care.
 BACKEND = os.environ.get("WHITENED_TEST_FAULT_BACKEND", "onnx")

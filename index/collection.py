@@ -294,9 +294,11 @@ class Collection:
             if settings.rescore_k == self.manifest.settings.rescore_k
             else rescoring.rescoring_kernel(fitted.kernel, settings.rescore_k)
         )
-        candidates = settings.candidates
-        if candidates is not None and overrides.get("candidates") is None:
-            candidates = max(candidates, top_k)  # the collection's: a floor, never an error
+        candidates = (
+            settings.candidates
+            if overrides.get("candidates") is not None
+            else rescoring.floor_candidates(settings.candidates, top_k)
+        )
         allowed = None if where is None else self._store.matching(where)
         scores, rows, kind = rescoring.search(
             fitted.kernel,

@@ -210,7 +210,7 @@ class _Rescoring:
             raw_lookup=lookup,
             space=self.space,
             rescorer=self.rescorer,
-            candidates=None if self.candidates is None else max(self.candidates, top_k),
+            candidates=rescoring.floor_candidates(self.candidates, top_k),
         )[1]
 
 

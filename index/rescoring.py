@@ -40,6 +40,12 @@ def default_candidates(top_k: int) -> int:
     return max(CANDIDATES_PER_RESULT * top_k, MIN_CANDIDATES)
 
 
+def floor_candidates(candidates: int | None, top_k: int) -> int | None:
+    """A setting's candidates (a collection's, a tuned pipeline's) for a search of `top_k` hits:
+    a floor, never an error; None stays the default. A query's own number is checked instead."""
+    return None if candidates is None else max(candidates, top_k)
+
+
 def check_space(value: Any) -> str:
     """A re-scoring space; true and false (the setting before spaces) mean "raw" and "off"."""
     if isinstance(value, bool):

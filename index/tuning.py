@@ -460,7 +460,7 @@ def tune_served_retrieval(
                                 raw_lookup=None if space == "off" else lookup,
                                 space=space,
                                 rescorer=rescorer,
-                                candidates=None if fetch is None else max(fetch, top),
+                                candidates=rescoring.floor_candidates(fetch, top),
                             )[1],
                             relevant,
                         )

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import data, report
+from bench import data, report, stored
 from bench.context import RunContext
-from index import Collection, Document, Settings
+from index import Collection, Settings
 from index.metrics import ndcg_at_k
 from index.validation import unit_rows
 from service.config import Settings as ServerSettings
@@ -137,10 +137,7 @@ def _measure(
     sizes: dict[Setting, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         collection = Collection.create(Path(folder) / "c", ctx.encoder.model_id, vectors.shape[1])
-        for start in range(0, len(ids), 10_000):
-            chunk = slice(start, start + 10_000)
-            documents = [Document(t, id=i) for i, t in zip(ids[chunk], texts[chunk], strict=True)]
-            collection.add_vectors(documents, vectors[chunk], fit=False)
+        stored.store(collection, ids, texts, vectors)
         for round_number in range(rounds):
             for setting in chosen:
                 collection.fit(**asdict(served[setting]))

@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench import context, data, report
+from bench import context, data, report, stored
 from bench.live import LiveServer, wait_job
-from index import Collection, Document
+from index import Collection
 from index.metrics import ndcg_at_k, spearman
 from index.validation import unit_rows
 from service.config import Settings as ServerSettings
@@ -73,10 +73,7 @@ def _store(
     collection = Collection.create(
         path, ctx.encoder.model_id, vectors.shape[1], settings, ctx.encoder
     )
-    for start in range(0, len(ids), 10_000):
-        chunk = slice(start, start + 10_000)
-        documents = [Document(t, id=i) for i, t in zip(ids[chunk], texts[chunk], strict=True)]
-        collection.add_vectors(documents, vectors[chunk], fit=False)
+    stored.store(collection, ids, texts, vectors)
     collection.fit()
     collection.close()
 

@@ -3,6 +3,7 @@
 Layout:
     manifest.json        format version, model id, d, settings (β, γ, k, index spec), snapshot name
     documents.sqlite     id, text, metadata and raw vector of each document (the source of truth)
+    documents.vectors    the raw vectors again, by row, mapped for re-scoring (index.raw_vectors)
     snapshots/NAME/      kernel.npz and index.npz, replaced as a whole by a manifest switch
 
 A write stores documents in one SQLite transaction, then updates the in-memory index. The index

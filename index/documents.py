@@ -1,10 +1,12 @@
 """The document store: id, text, metadata and raw vector of every document, in one SQLite file.
 
-It is the collection's source of truth. Each write is one transaction, so a crash keeps it
-whole; the FAISS index is derived from it and reconciled with it on open. Internal row numbers
-are FAISS ids: AUTOINCREMENT never reuses them, so a stale index can always be told apart.
-"""
+It is the collection's source of truth; its raw vectors are read from a mapped copy beside it
+(`index.raw_vectors`), written before each commit. Each write is one transaction, so a crash
+keeps it whole; the FAISS index is derived from it and reconciled with it on open. Internal row
+numbers are FAISS ids: AUTOINCREMENT never reuses them, so a stale index can always be told
+apart."""
 
+import errno
 import json
 import math
 import re
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import Conflict, InvalidInput, NotFound, StorageError, StorageFull
+from index.raw_vectors import RawVectorFile
 from index.validation import check_texts
 
 MAX_ID_LENGTH = 256
@@ -41,6 +44,9 @@ MAX_ROW_OFFSET = 2**62
 
 _CHUNK = 500
 """Ids or rows per IN (...) list: SQLite caps the parameters of one statement."""
+
+_FILL_CHUNK = 10_000
+"""Vectors per SQLite read when the raw vector file is filled on open."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,7 +76,8 @@ class StoredDocument:
 
 
 class DocumentStore:
-    """SQLite in WAL mode: readers (one connection per thread) never wait for the writer."""
+    """SQLite in WAL mode: readers (one connection per thread) never wait for the writer. Raw
+    vectors are read from a mapped file beside it (`index.raw_vectors`), filled here on open."""
 
     def __init__(self, path: str | Path, dimension: int) -> None:
         self.path = Path(path)
@@ -81,6 +88,8 @@ class DocumentStore:
         self._closed = False
         with self._connection() as connection:
             connection.executescript(_SCHEMA)
+        self._raw = RawVectorFile(self.path.with_suffix(".vectors"), dimension)
+        self._fill_raw()
 
     def close(self) -> None:
         """Close every connection; the store cannot be used (or reopened by path) afterwards."""
@@ -90,6 +99,7 @@ class DocumentStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self._raw.close()
 
     # ---- writes (callers serialise them) ----------------------------------------------------
 
@@ -120,16 +130,21 @@ class DocumentStore:
                 connection.executemany(
                     "DELETE FROM documents WHERE row = ?", [(int(r),) for r in old_rows]
                 )
-                new_rows = [
-                    connection.execute(
-                        "INSERT INTO documents (id, text, metadata, vector) VALUES (?, ?, ?, ?)",
-                        record,
-                    ).lastrowid
-                    for record in records
-                ]
-        except sqlite3.Error as exc:
+                new_rows = np.asarray(
+                    [
+                        connection.execute(
+                            "INSERT INTO documents (id, text, metadata, vector) "
+                            "VALUES (?, ?, ?, ?)",
+                            record,
+                        ).lastrowid
+                        for record in records
+                    ],
+                    np.int64,
+                )
+                self._raw.write(new_rows, vectors)  # synced before the commit
+        except (sqlite3.Error, OSError) as exc:
             raise _write_error(f"could not store documents in {self.path}", exc) from exc
-        return np.asarray(new_rows, np.int64), old_rows
+        return new_rows, old_rows
 
     def delete(self, ids: Sequence[str]) -> np.ndarray:
         """Delete all `ids` in one transaction, or none if any is unknown; returns their rows."""
@@ -157,16 +172,16 @@ class DocumentStore:
         return np.fromiter((row for (row,) in found), np.int64, len(found))
 
     def vectors(self, rows: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and raw vectors (n, d) of `rows` (all documents when None), in row order."""
+        """Rows and raw vectors (n, d) of `rows` (all documents when None), in row order.
+
+        Given rows must have been committed; one deleted since keeps its last vector (a search
+        drops it when it reads the documents).
+        """
         if rows is None:
-            found = self._fetch("SELECT row, vector FROM documents ORDER BY row")
+            wanted = self.rows()
         else:
-            found = self._select_in("row, vector", "row", [int(row) for row in rows])
-            found.sort()
-        out_rows = np.fromiter((row for row, _ in found), np.int64, len(found))
-        blob = b"".join(vector for _, vector in found)
-        matrix = np.frombuffer(blob, dtype="<f4").reshape(len(found), self.dimension)
-        return out_rows, matrix.astype(np.float32)
+            wanted = np.unique(np.fromiter((int(row) for row in rows), np.int64))
+        return wanted, self._raw.read(wanted)
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         """Documents by id, in the order asked; NotFound names the unknown ones."""
@@ -221,6 +236,22 @@ class DocumentStore:
         return [_stored(record) for record in found]
 
     # ---- internals --------------------------------------------------------------------------
+
+    def _fill_raw(self) -> None:
+        """Copy the vectors of rows past the raw vector file's end from SQLite into it."""
+        while True:
+            found = self._fetch(
+                "SELECT row, vector FROM documents WHERE row > ? ORDER BY row LIMIT ?",
+                (self._raw.rows, _FILL_CHUNK),
+            )
+            if not found:
+                return
+            rows = np.fromiter((row for row, _ in found), np.int64, len(found))
+            blob = b"".join(vector for _, vector in found)
+            try:
+                self._raw.write(rows, np.frombuffer(blob, "<f4").reshape(len(found), -1))
+            except OSError as exc:
+                raise _write_error(f"could not fill {self._raw.path}", exc) from exc
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -287,11 +318,13 @@ def prepare(documents: Sequence[Document]) -> list[Document]:
     return prepared
 
 
-def _write_error(what: str, exc: sqlite3.Error) -> StorageError:
-    """StorageFull when SQLite could not grow its files (a full disk gives SQLITE_FULL, a
-    file-size limit SQLITE_IOERR_WRITE); the transaction was rolled back either way."""
+def _write_error(what: str, exc: sqlite3.Error | OSError) -> StorageError:
+    """StorageFull when SQLite or the raw vector file could not grow (a full disk gives
+    SQLITE_FULL or ENOSPC, a file-size limit SQLITE_IOERR_WRITE or EFBIG); the transaction was
+    rolled back either way."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and (code & 0xFF == sqlite3.SQLITE_FULL or code == _SQLITE_IOERR_WRITE):
+    full = code is not None and (code & 0xFF == sqlite3.SQLITE_FULL or code == _SQLITE_IOERR_WRITE)
+    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return StorageFull(
             f"{what}: {exc} (the disk is full or over a size limit); nothing of this request "
             "was stored: free disk space, then send it again"

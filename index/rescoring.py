@@ -33,7 +33,8 @@ CANDIDATES_PER_RESULT = 4
 MIN_CANDIDATES = 40
 
 RawLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""rows -> (rows found, their raw vectors): rows deleted meanwhile may be missing."""
+"""Ascending rows -> (the rows found, still ascending; their raw vectors): a row the lookup
+cannot find is left out, and its candidate dropped."""
 
 
 def default_candidates(top_k: int) -> int:
@@ -132,17 +133,17 @@ def _rescore(
     project: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     rows, vectors = raw_lookup(np.unique(candidates[candidates >= 0]))
-    position = {int(row): i for i, row in enumerate(rows)}
-    vectors = project(vectors) if len(rows) else vectors
-    queries = project(raw_queries)
-    out_scores = np.zeros((len(queries), top_k), np.float32)
-    out_ids = np.full((len(queries), top_k), -1, np.int64)
-    for q, proposed in enumerate(candidates):
-        found = [int(row) for row in proposed if int(row) in position]
-        if not found:
-            continue
-        exact = vectors[[position[row] for row in found]] @ queries[q]
+    out_scores = np.zeros((len(raw_queries), top_k), np.float32)
+    out_ids = np.full((len(raw_queries), top_k), -1, np.int64)
+    if not len(rows):
+        return out_scores, out_ids
+    vectors, queries = project(vectors), project(raw_queries)
+    at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
+    known = rows[at] == candidates  # the −1 pads, and rows the lookup did not find, drop out
+    for q, query in enumerate(queries):
+        found = at[q][known[q]]
+        exact = vectors[found] @ query
         order = np.argsort(-exact, kind="stable")[:top_k]
         out_scores[q, : len(order)] = exact[order]
-        out_ids[q, : len(order)] = np.asarray(found)[order]
+        out_ids[q, : len(order)] = rows[found[order]]
     return out_scores, out_ids

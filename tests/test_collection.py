@@ -1,6 +1,10 @@
 """Collection: documents, frozen kernel, index and persistence, with the real model and FAISS."""
 
 import json
+import os
+import resource
+import signal
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from index.errors import (
     NotFitted,
     NotFound,
     StorageError,
+    StorageFull,
 )
 
 
@@ -336,3 +341,59 @@ def test_get_takes_more_ids_than_sqlite_takes_parameters(collection: Collection)
     assert [d.id for d in collection.get(ids)] == ids
     with pytest.raises(NotFound, match="no-such"):
         collection.get([*ids, "no-such"])
+
+
+def test_raw_vectors_are_filled_from_the_store_when_their_file_is_missing_or_cut(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """The mapped vector file is derived: a collection written before it existed, or whose
+    file lost its tail, gets the vectors back from SQLite on open, and answers as before."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16, index_spec="SQ8"))
+    c.add_vectors(_docs(corpus[:60]), corpus_vectors[:60])
+    rows, raw = c.raw_vectors()
+    hits = c.search_vectors(corpus_vectors[:3], top_k=5, rescore="kernel")
+    c.close()
+    vectors_file = tmp_path / "c" / "documents.vectors"
+    for damage in ("cut", "missing"):
+        if damage == "cut":
+            os.truncate(vectors_file, vectors_file.stat().st_size - 384 * 4 * 7 - 100)
+        else:
+            vectors_file.unlink()
+        c = Collection(tmp_path / "c", encoder)
+        try:
+            again_rows, again = c.raw_vectors()
+            assert np.array_equal(again_rows, rows) and np.array_equal(again, raw)
+            assert c.search_vectors(corpus_vectors[:3], top_k=5, rescore="kernel") == hits
+        finally:
+            c.close()
+
+
+def test_a_vector_file_that_cannot_grow_refuses_the_write_and_keeps_the_store(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """The raw vectors are written before the transaction commits: when their file cannot
+    grow (a full disk, here a file-size limit), the write is refused whole and nothing of it
+    is stored; the next write that fits goes through."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16))
+    docs = _docs(corpus[:10])
+    for _ in range(60):  # the vector file grows by 10 rows a time; SQLite reuses its pages
+        c.add_vectors(docs, corpus_vectors[:10], upsert=True)
+    with sqlite3.connect(tmp_path / "c" / "documents.sqlite") as store:
+        store.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the log starts small again
+    before = c.raw_vectors()
+    limit = (tmp_path / "c" / "documents.vectors").stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        with pytest.raises(StorageFull, match=r"File too large.*nothing of this request"):
+            c.add_vectors(_docs(corpus[10:20], start=10), corpus_vectors[10:20])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    after = c.raw_vectors()
+    assert c.count() == 10 and np.array_equal(after[0], before[0])
+    assert np.array_equal(after[1], before[1])
+    assert c.add_vectors(_docs(corpus[10:20], start=10), corpus_vectors[10:20]).added == 10
+    assert c.search_vectors(corpus_vectors[12:13], top_k=1)[0][0].id == "doc-12"
+    c.close()

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -85,7 +86,12 @@ def _landed(collection: Collection, op: str, payload, expected: Expected) -> boo
 def _check_consistent(collection: Collection, expected: Expected, vectors: np.ndarray) -> None:
     present = {d.id: d.text for d in collection.documents(0, 1_000_000)}
     assert present == expected.texts
-    rows = collection.raw_vectors()[0]
+    rows, raw = collection.raw_vectors()
+    with sqlite3.connect(collection.path / "documents.sqlite") as store:
+        stored = store.execute("SELECT row, vector FROM documents ORDER BY row").fetchall()
+    assert rows.tolist() == [row for row, _ in stored]
+    blobs = b"".join(vector for _, vector in stored)  # the mapped vectors are the committed ones
+    assert np.array_equal(raw, np.frombuffer(blobs, "<f4").reshape(raw.shape))
     if collection.index is None:
         assert len(rows) < 2
         return

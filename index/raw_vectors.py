@@ -1,0 +1,82 @@
+"""Raw vectors by row in a flat file beside the document store, mapped into memory.
+
+Re-scoring reads the raw vectors of a few hundred candidates per query: as SQLite blobs that
+costs about 3 µs a row (400 candidates: 1.2 ms), as a gather from a mapped file at byte
+4·d·(row − 1) a few hundredths of that. SQLite keeps every vector too and stays the truth: the
+store writes and syncs a write's vectors here before its transaction commits, so each committed
+row's vector is in the file, and rows past the file's end (a file lost, cut short, or from before
+it existed) are filled from SQLite on open. A rolled-back write may leave vectors of rows that
+never committed; a later write that gets those rows overwrites them.
+"""
+
+import mmap
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from index.errors import StorageError
+
+_DTYPE = np.dtype("<f4")
+
+
+class RawVectorFile:
+    """Row r's vector at record r − 1. Writers are serialised by the store; readers map the
+    file and map it again when a row past the mapped end is asked for (the file has grown)."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path = path
+        self.dimension = dimension
+        self._record = _DTYPE.itemsize * dimension
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open raw vector file {path}: {exc}") from exc
+        self._mapped = np.empty((0, dimension), _DTYPE)
+        self._map_lock = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        """Rows the file holds whole: 1 to this."""
+        return os.fstat(self._fd).st_size // self._record
+
+    def write(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Write each row's vector at its place, then sync: the caller commits after this."""
+        order = np.argsort(rows)
+        rows, vectors = rows[order], np.ascontiguousarray(vectors[order], _DTYPE)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for start, stop in zip([0, *breaks], [*breaks, len(rows)], strict=True):
+            block = vectors[start:stop].tobytes()
+            if os.pwrite(self._fd, block, (int(rows[start]) - 1) * self._record) != len(block):
+                raise OSError(f"short write to {self.path}")
+        os.fsync(self._fd)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors (len(rows), d) of rows the file holds (see `rows`)."""
+        mapped = self._mapped
+        if len(rows) and int(rows.max()) > len(mapped):
+            mapped = self._map()
+            if int(rows.max()) > len(mapped):
+                raise StorageError(
+                    f"{self.path} holds vectors of rows 1 to {len(mapped)}, not {int(rows.max())}:"
+                    " it was cut short while open; restart the service to rebuild it"
+                )
+        return mapped[np.asarray(rows, np.int64) - 1].astype(np.float32)
+
+    def close(self) -> None:
+        """Unmap (once readers drop their views) and close the file."""
+        with self._map_lock:
+            self._mapped = np.empty((0, self.dimension), _DTYPE)
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def _map(self) -> np.ndarray:
+        with self._map_lock:
+            rows = self.rows
+            if rows > len(self._mapped):
+                # The mmap lives as long as a view of it does: readers holding the old one go on.
+                buffer = mmap.mmap(self._fd, rows * self._record, access=mmap.ACCESS_READ)
+                self._mapped = np.frombuffer(buffer, _DTYPE).reshape(rows, self.dimension)
+            return self._mapped

@@ -144,6 +144,7 @@ class DocumentStore:
                 self._raw.write(new_rows, vectors)  # synced before the commit
         except (sqlite3.Error, OSError) as exc:
             raise _write_error(f"could not store documents in {self.path}", exc) from exc
+        self._raw.release(old_rows)
         return new_rows, old_rows
 
     def delete(self, ids: Sequence[str]) -> np.ndarray:
@@ -160,7 +161,9 @@ class DocumentStore:
                 )
         except sqlite3.Error as exc:
             raise _write_error(f"could not delete documents in {self.path}", exc) from exc
-        return np.fromiter(rows.values(), np.int64, len(rows))
+        deleted = np.fromiter(rows.values(), np.int64, len(rows))
+        self._raw.release(deleted)
+        return deleted
 
     # ---- reads ------------------------------------------------------------------------------
 

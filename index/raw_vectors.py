@@ -6,12 +6,18 @@ costs about 3 µs a row (400 candidates: 1.2 ms), as a gather from a mapped file
 store writes and syncs a write's vectors here before its transaction commits, so each committed
 row's vector is in the file, and rows past the file's end (a file lost, cut short, or from before
 it existed) are filled from SQLite on open. A rolled-back write may leave vectors of rows that
-never committed; a later write that gets those rows overwrites them.
+never committed; a later write that gets those rows overwrites them. Rows are never reused, so
+the places of deleted and replaced rows are given back to the file system as holes (whole
+blocks only, on Linux; elsewhere they stay).
 """
 
+import ctypes
+import ctypes.util
 import mmap
 import os
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,8 @@ import numpy as np
 from index.errors import StorageError
 
 _DTYPE = np.dtype("<f4")
+_BLOCK = 4096
+_PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (linux/falloc.h)
 
 
 class RawVectorFile:
@@ -45,12 +53,22 @@ class RawVectorFile:
         """Write each row's vector at its place, then sync: the caller commits after this."""
         order = np.argsort(rows)
         rows, vectors = rows[order], np.ascontiguousarray(vectors[order], _DTYPE)
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        for start, stop in zip([0, *breaks], [*breaks, len(rows)], strict=True):
-            block = vectors[start:stop].tobytes()
-            if os.pwrite(self._fd, block, (int(rows[start]) - 1) * self._record) != len(block):
+        done = 0
+        for start, stop in _runs(rows):
+            block = vectors[done : done + stop - start].tobytes()
+            done += stop - start
+            if os.pwrite(self._fd, block, (start - 1) * self._record) != len(block):
                 raise OSError(f"short write to {self.path}")
         os.fsync(self._fd)
+
+    def release(self, rows: np.ndarray) -> None:
+        """Give the blocks wholly inside the places of committed-away `rows` back (reads of
+        them return zeros from now on); a file system that cannot punch holes keeps them."""
+        for start, stop in _runs(np.sort(rows)):
+            first = -(-(start - 1) * self._record // _BLOCK) * _BLOCK
+            end = (stop - 1) * self._record // _BLOCK * _BLOCK
+            if end > first and _fallocate is not None:
+                _fallocate(self._fd, _PUNCH_HOLE, first, end - first)  # failure: it stays
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Vectors (len(rows), d) of rows the file holds (see `rows`)."""
@@ -80,3 +98,24 @@ class RawVectorFile:
                 buffer = mmap.mmap(self._fd, rows * self._record, access=mmap.ACCESS_READ)
                 self._mapped = np.frombuffer(buffer, _DTYPE).reshape(rows, self.dimension)
             return self._mapped
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted rows as runs of consecutive ones, [start, stop)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return [
+        (int(rows[a]), int(rows[b - 1]) + 1)
+        for a, b in zip([0, *breaks], [*breaks, len(rows)], strict=True)
+        if b > a
+    ]
+
+
+def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).fallocate
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return function
+
+
+_fallocate = _libc_fallocate()

@@ -397,3 +397,30 @@ def test_a_vector_file_that_cannot_grow_refuses_the_write_and_keeps_the_store(
     assert c.add_vectors(_docs(corpus[10:20], start=10), corpus_vectors[10:20]).added == 10
     assert c.search_vectors(corpus_vectors[12:13], top_k=1)[0][0].id == "doc-12"
     c.close()
+
+
+def test_replaced_and_deleted_vectors_give_their_blocks_back_and_keep_the_rest(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """Rows are never reused, so the vector file grows with every write; the places of rows
+    written away become holes, and the vectors of live rows beside them stay exact."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16))
+    rng = np.random.default_rng(7)
+    docs = _docs(corpus[:100])
+    for _ in range(40):
+        c.add_vectors(docs, corpus_vectors[rng.permutation(100)], upsert=True)
+    gone = [d.id for d in docs if rng.random() < 0.3]
+    c.delete(gone)
+    stat = (tmp_path / "c" / "documents.vectors").stat()
+    assert stat.st_size >= 40 * 100 * 384 * 4
+    assert stat.st_blocks * 512 < 3 * 100 * 384 * 4  # about the live rows, not 40 times them
+    c.close()
+    c = Collection(tmp_path / "c", encoder)  # the vectors read again from the file
+    with sqlite3.connect(tmp_path / "c" / "documents.sqlite") as store:
+        stored = store.execute("SELECT row, vector FROM documents ORDER BY row").fetchall()
+    rows, raw = c.raw_vectors()
+    assert rows.tolist() == [row for row, _ in stored] and len(rows) == 100 - len(gone)
+    assert np.array_equal(
+        raw, np.frombuffer(b"".join(v for _, v in stored), "<f4").reshape(-1, 384)
+    )
+    c.close()

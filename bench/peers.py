@@ -39,6 +39,7 @@ from index.collection import disk_bytes
 from index.encoder import bundled_model_path
 from index.metrics import ndcg_at_k
 from service.config import ENV_PREFIX
+from service.config import Settings as ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ TORCH = "torch==2.13.0"
 """Installed first in every environment: the CPU build where PIP_FIND_LINKS offers it; a later
 install that let pip choose would pull a multi-GB CUDA build."""
 
-CHUNK = 1024
-"""Documents per ingest chunk for every system (the service's default INGEST_CHUNK)."""
+CHUNK: int = ServerSettings.model_fields["ingest_chunk"].default
+"""Documents per ingest chunk for every system: the service's default."""
 TOP_K = 10
 WARMUP = 3
 """Untimed queries before each timed pass: first calls pay for lazy loading."""

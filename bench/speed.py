@@ -195,6 +195,7 @@ def measure(
         "smoke": bool(args.smoke),
         "model": encoder.model_id,
         "batch_size": batch_size(args),
+        "ingest_chunk": server_default("ingest_chunk"),
         "backend": args.backend,
         "backend_used": args.backend or server_default("backend"),
         "bare_backend": encoder.backend,
@@ -547,7 +548,8 @@ def section(f: dict[str, Any]) -> str:
         f"{' — SMOKE RUN, numbers not meaningful' if f['smoke'] else ''}"
         f"\n\nBackend: {info.get('backend', f['backend_used'])} (as the collection records it; "
         f"bare encode: {f['bare_backend']}); encoder batch "
-        f"{f['batch_size']}; collection k={settings['k']}, {settings['index_spec']}, re-scoring "
+        f"{f['batch_size']}; ingest chunk {f.get('ingest_chunk', '1024 (the default then)')}; "
+        f"collection k={settings['k']}, {settings['index_spec']}, re-scoring "
         f"{'on' if settings['rescore'] else 'off'}; {f['cpus']} CPUs; load average "
         f"{'/'.join(f'{x:.2f}' for x in f['load_average_start'])} at the start, "
         f"{'/'.join(f'{x:.2f}' for x in f['load_average_end'])} at the end ({f['started']})."

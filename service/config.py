@@ -89,10 +89,12 @@ class Settings(BaseSettings):
         "(head) or answered 408 (body).",
     )
     ingest_chunk: int = Field(
-        1024,
+        4096,
         ge=1,
-        description="Documents per committed chunk of a background ingest job (the encoder "
-        "sorts a chunk by length to pad less: 256 encoded 15% slower than 1024 here).",
+        description="Documents per committed chunk of a background ingest job: the encoder sorts "
+        "a chunk by length, and a larger chunk pads less (1,024 short sentences padded 8% more "
+        "tokens than 10,000 and their ingest job encoded up to 20% slower than a bare encode; "
+        "4,096 matched it). A crash loses at most the chunk being encoded.",
     )
     refit_growth: float = Field(
         2.0,

@@ -80,7 +80,7 @@ class RawVectorFile:
                     f"{self.path} holds vectors of rows 1 to {len(mapped)}, not {int(rows.max())}:"
                     " it was cut short while open; restart the service to rebuild it"
                 )
-        return mapped[np.asarray(rows, np.int64) - 1].astype(np.float32)
+        return mapped[np.asarray(rows, np.int64) - 1].astype(np.float32, copy=False)
 
     def close(self) -> None:
         """Unmap (once readers drop their views) and close the file."""

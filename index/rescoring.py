@@ -107,9 +107,9 @@ def search(
     if space == "kernel":
         if rescorer is None:
             raise InvalidInput("kernel-space re-scoring needs the kernel to re-score with")
-        project = _unit if _is_rotation(rescorer) else rescorer.transform
+        project = _float32 if _is_rotation(rescorer) else rescorer.transform
     elif space == "raw":
-        project = _unit
+        project = _float32
     else:
         raise InvalidInput(f"re-scoring space must be 'raw' or 'kernel', got {space!r}")
     return (*_rescore(raw_queries, ids, top_k, raw_lookup, project), SCORE_KINDS[space])
@@ -121,8 +121,15 @@ def _is_rotation(kernel: WhiteningKernel) -> bool:
     return kernel.beta == 0 and kernel.gamma == 0 and kernel.k_ == kernel.n_features_in_
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return unit_rows(np.asarray(vectors, dtype=np.float32))
+def _float32(vectors: np.ndarray) -> np.ndarray:
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    """Row lengths, zero rows given 1 (their products are 0, so their cosines are too)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    norms[norms == 0] = 1
+    return norms
 
 
 def _rescore(
@@ -137,12 +144,15 @@ def _rescore(
     out_ids = np.full((len(raw_queries), top_k), -1, np.int64)
     if not len(rows):
         return out_scores, out_ids
-    vectors, queries = project(vectors), project(raw_queries)
+    # Candidates are divided by their lengths after the product, not scaled to unit length
+    # first: that copy of every one cost 1 ms for 3,200 of them, ten times the product.
+    vectors, queries = project(vectors), unit_rows(project(raw_queries))
+    norms = _norms(vectors)
     at = np.minimum(np.searchsorted(rows, candidates), len(rows) - 1)
     known = rows[at] == candidates  # the −1 pads, and rows the lookup did not find, drop out
     for q, query in enumerate(queries):
         found = at[q][known[q]]
-        exact = vectors[found] @ query
+        exact = (vectors[found] @ query) / norms[found]
         order = np.argsort(-exact, kind="stable")[:top_k]
         out_scores[q, : len(order)] = exact[order]
         out_ids[q, : len(order)] = rows[found[order]]

@@ -174,16 +174,13 @@ class DocumentStore:
         found = self._fetch("SELECT row FROM documents ORDER BY row")
         return np.fromiter((row for (row,) in found), np.int64, len(found))
 
-    def vectors(self, rows: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows and raw vectors (n, d) of `rows` (all documents when None), in row order.
 
         Given rows must have been committed; one deleted since keeps its last vector (a search
         drops it when it reads the documents).
         """
-        if rows is None:
-            wanted = self.rows()
-        else:
-            wanted = np.unique(np.fromiter((int(row) for row in rows), np.int64))
+        wanted = self.rows() if rows is None else np.unique(rows.astype(np.int64, copy=False))
         return wanted, self._raw.read(wanted)
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:

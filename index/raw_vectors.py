@@ -92,6 +92,8 @@ class RawVectorFile:
 
     def _map(self) -> np.ndarray:
         with self._map_lock:
+            if self._fd < 0:  # as the store says of its SQLite file once closed
+                raise StorageError(f"{self.path} is closed: its collection was closed or deleted")
             rows = self.rows
             if rows > len(self._mapped):
                 # The mmap lives as long as a view of it does: readers holding the old one go on.

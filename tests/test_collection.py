@@ -424,3 +424,15 @@ def test_replaced_and_deleted_vectors_give_their_blocks_back_and_keep_the_rest(
         raw, np.frombuffer(b"".join(v for _, v in stored), "<f4").reshape(-1, 384)
     )
     c.close()
+
+
+def test_a_search_of_a_closed_collection_is_a_storage_error(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors
+) -> None:
+    """A query in flight while its collection is deleted reads the closed vector file: a
+    StorageError (503) as for the closed SQLite file, not an OSError (500)."""
+    c = Collection.create(tmp_path / "c", encoder.model_id, 384, Settings(k=16, index_spec="SQ8"))
+    c.add_vectors(_docs(corpus[:20]), corpus_vectors[:20])
+    c.close()
+    with pytest.raises(StorageError, match="closed"):
+        c.search_vectors(corpus_vectors[:1], top_k=3)

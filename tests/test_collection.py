@@ -435,4 +435,4 @@ def test_a_search_of_a_closed_collection_is_a_storage_error(
     c.add_vectors(_docs(corpus[:20]), corpus_vectors[:20])
     c.close()
     with pytest.raises(StorageError, match="closed"):
-        c.search_vectors(corpus_vectors[:1], top_k=3)
+        c.search_vectors(corpus_vectors[:1], top_k=3, rescore="raw")

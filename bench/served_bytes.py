@@ -278,11 +278,14 @@ def budgets(results: dict[str, dict[str, Any]]) -> str:
                 row = min(reaching, key=lambda r: np.median(r["added_ms"]))
             else:
                 row = max(rows, key=lambda r: r["quality"])
-            at_scale = [
-                r
-                for r in largest["rows"]
-                if (r["label"], r["candidates"]) == (row["label"], row["candidates"])
-            ]
+            at_scale = next(
+                (
+                    r
+                    for r in largest["rows"]
+                    if (r["label"], r["candidates"]) == (row["label"], row["candidates"])
+                ),
+                None,
+            )
             lines.append(
                 [
                     f"≤ {budget:g} B",
@@ -293,7 +296,7 @@ def budgets(results: dict[str, dict[str, Any]]) -> str:
                     f"{100 * row['quality']:.2f} {payload['metric']}",
                     f"{100 * row['share_of_exact']:.1f}%" + ("" if reaching else " (short)"),
                     f"{np.median(row['added_ms']):+.2f}",
-                    f"{np.median(at_scale[0]['added_ms']):+.2f}" if at_scale else "–",
+                    "–" if at_scale is None else f"{np.median(at_scale['added_ms']):+.2f}",
                 ]
             )
     header = [

@@ -250,8 +250,11 @@ class DocumentStore:
             blob = b"".join(vector for _, vector in found)
             try:
                 self._raw.write(rows, np.frombuffer(blob, "<f4").reshape(len(found), -1))
-            except OSError as exc:
-                raise _write_error(f"could not fill {self._raw.path}", exc) from exc
+            except OSError as exc:  # an open, not a request: nothing to send again
+                raise StorageError(
+                    f"could not fill {self._raw.path} from {self.path}: {exc}; free disk space, "
+                    "then open the collection again (restart the service)"
+                ) from exc
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)

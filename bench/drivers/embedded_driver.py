@@ -33,7 +33,7 @@ class Embedded(driver.System):
 
     def search(self, text: str, top_k: int) -> list[str]:
         answer, encode, search = self.worker.submit(
-            self.engine.query, self.name, [text], top_k
+            self.engine.search.query, self.name, [text], top_k
         ).result()
         self.split.append((encode, search))
         return [hit.id for hit in answer.hits[0]]

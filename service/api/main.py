@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Security
 
 from service.api.routes import collections, documents, jobs, ops, search, tuning
-from service.schemas import ErrorOut
+from service.schemas.common import ErrorOut
 from service.security import api_key_scheme, bearer_scheme
 
 # What the middleware answers before any route runs (service.middleware, service.security).

@@ -195,7 +195,7 @@ def test_ingest_job_fits_on_the_whole_corpus(app_client: TestClient) -> None:
     assert job["processed"] == job["total"] == job["added"] == 100
     assert job["fitted"] and job["error"] is None and job["encode_seconds"] > 0
     # chunks of 16 were committed without fitting; the kernel saw all 100 documents
-    kernel = app_client.app.state.engine.collection("job").kernel
+    kernel = app_client.app.state.engine.collections.get("job").kernel
     assert kernel.n_samples_seen_ == 100
     assert app_client.get("/collections/job").json()["count"] == 100
     assert top_ids(app_client, "job", "a drummer and a band", top_k=1)[0].startswith("music")

@@ -3,13 +3,13 @@
 from fastapi import APIRouter, Response, status
 
 from service.api.deps import EngineDep
-from service.schemas import (
+from service.schemas.collections import (
     CollectionCreate,
     CollectionInfo,
     CollectionList,
     CollectionSummary,
-    ErrorOut,
 )
+from service.schemas.common import ErrorOut
 
 router = APIRouter(prefix="/collections", tags=["collections"])
 
@@ -27,14 +27,14 @@ ERRORS = {
 )
 def create_collection(body: CollectionCreate, engine: EngineDep) -> CollectionInfo:
     """Create an empty collection; β, γ, k and index spec default to the server's settings."""
-    info = engine.create_collection(body.name, body.model, body.settings())
+    info = engine.collections.create(body.name, body.model, body.settings())
     return CollectionInfo(**info)
 
 
 @router.get("", response_model=CollectionList)
 def list_collections(engine: EngineDep) -> CollectionList:
     """Every collection, and those that failed to open with the reason."""
-    summaries, unavailable = engine.list_collections()
+    summaries, unavailable = engine.collections.list()
     return CollectionList(
         collections=[CollectionSummary(**summary) for summary in summaries],
         unavailable=unavailable,
@@ -44,11 +44,11 @@ def list_collections(engine: EngineDep) -> CollectionList:
 @router.get("/{name}", response_model=CollectionInfo, responses=ERRORS)
 def describe_collection(name: str, engine: EngineDep) -> CollectionInfo:
     """Counts, model, d, β, γ, k, index spec, bytes per vector, explained energy, fitted_at."""
-    return CollectionInfo(**engine.describe(name))
+    return CollectionInfo(**engine.collections.describe(name))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 def delete_collection(name: str, engine: EngineDep) -> Response:
     """Delete a collection and all its files."""
-    engine.delete_collection(name)
+    engine.collections.delete(name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,7 @@ from index import Document, StoredDocument
 from index.documents import MAX_ROW_OFFSET
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.schemas import (
+from service.schemas.documents import (
     DeletedOut,
     DocumentIn,
     DocumentOut,
@@ -16,10 +16,9 @@ from service.schemas import (
     DocumentsAdd,
     DocumentsIngest,
     IdsIn,
-    JobAccepted,
-    JobOut,
     WriteOut,
 )
+from service.schemas.jobs import JobAccepted, JobOut
 
 router = APIRouter(prefix="/collections/{name}", tags=["documents"])
 
@@ -36,7 +35,7 @@ def add_documents(name: str, body: DocumentsAdd, engine: EngineDep) -> WriteOut:
     The first batch of a collection without a kernel fits it on all documents stored. For more
     than a few hundred documents use /ingest, which answers at once and runs in the background.
     """
-    written = engine.add_documents(name, _documents(body.documents), body.upsert, body.fit)
+    written = engine.documents.add(name, _documents(body.documents), body.upsert, body.fit)
     result = written.result
     return WriteOut(
         collection=name,
@@ -62,7 +61,7 @@ def ingest(name: str, body: DocumentsIngest, engine: EngineDep) -> JobAccepted:
 
     A collection without a kernel gets one after the last chunk, fitted on the whole corpus.
     """
-    job, ids = engine.submit_ingest(name, _documents(body.documents), body.upsert)
+    job, ids = engine.documents.submit_ingest(name, _documents(body.documents), body.upsert)
     return JobAccepted(job=JobOut.model_validate(job, from_attributes=True), ids=ids)
 
 
@@ -74,7 +73,7 @@ def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DocumentPage:
     """Documents in the order they were stored."""
-    documents, count = engine.list_documents(name, offset, limit)
+    documents, count = engine.documents.page(name, offset, limit)
     return DocumentPage(
         documents=[_out(document) for document in documents],
         offset=offset,
@@ -86,20 +85,20 @@ def list_documents(
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=ERRORS)
 def get_document(name: str, doc_id: str, engine: EngineDep) -> DocumentOut:
     """One document by id."""
-    return _out(engine.get_document(name, doc_id))
+    return _out(engine.documents.get(name, doc_id))
 
 
 @router.delete("/documents/{doc_id:path}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 def delete_document(name: str, doc_id: str, engine: EngineDep) -> Response:
     """Delete one document by id."""
-    engine.delete_documents(name, [doc_id])
+    engine.documents.delete(name, [doc_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/documents/delete", response_model=DeletedOut, responses=ERRORS)
 def delete_documents(name: str, body: IdsIn, engine: EngineDep) -> DeletedOut:
     """Delete documents by id: all of them, or none if any id is unknown (404)."""
-    deleted, count = engine.delete_documents(name, body.ids)
+    deleted, count = engine.documents.delete(name, body.ids)
     return DeletedOut(deleted=deleted, count=count)
 
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.schemas import JobList, JobOut
+from service.schemas.jobs import JobList, JobOut
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

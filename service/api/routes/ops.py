@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from service.api.deps import EngineDep
-from service.schemas import Health, Readiness
+from service.schemas.ops import Health, Readiness
 from service.telemetry import CONTENT_TYPE, render
 
 router = APIRouter(tags=["operations"])
@@ -31,11 +31,11 @@ async def ready(engine: EngineDep) -> JSONResponse:
     """200 once the models are loaded and every collection is open; 503 while starting, when a
     model failed, or when a collection cannot be opened (listed in `unavailable`: the operator
     must look). The other collections keep serving meanwhile."""
-    state = Readiness(**engine.readiness())
+    state = Readiness(**engine.ops.readiness())
     return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
 
 
 @metrics_router.get("/metrics", response_class=PlainTextResponse)
 def metrics(engine: EngineDep) -> PlainTextResponse:
     """Prometheus text format: requests and latency per route, documents, encode time, jobs."""
-    return PlainTextResponse(render(engine.metric_families()), media_type=CONTENT_TYPE)
+    return PlainTextResponse(render(engine.ops.metric_families()), media_type=CONTENT_TYPE)

@@ -1,26 +1,18 @@
 """Query a collection, embed texts, and score the similarity of text pairs."""
 
-from typing import Any
-
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Response
 
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.engine import Engine, Progress
-from service.schemas import (
+from service.schemas.search import (
     EmbedIn,
     EmbedOut,
     HitOut,
-    JobOut,
     QueryIn,
     QueryOut,
     QueryResult,
-    ReportIn,
-    ReportOut,
-    ReportRow,
     SimilarityIn,
     SimilarityOut,
-    relevance,
 )
 
 router = APIRouter(tags=["search"])
@@ -33,7 +25,7 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     The Server-Timing header tells the encode and search milliseconds.
     """
     texts = body.all_texts
-    answer, encode_seconds, search_seconds = engine.query(
+    answer, encode_seconds, search_seconds = engine.search.query(
         name, texts, body.top_k, body.filter, body.overrides()
     )
     response.headers["Server-Timing"] = (
@@ -63,7 +55,7 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
 @router.post("/collections/{name}/embed", response_model=EmbedOut, responses=ERRORS)
 def embed(name: str, body: EmbedIn, engine: EngineDep) -> EmbedOut:
     """Vectors of texts: raw (the collection's model, d dims) or through its kernel (k dims)."""
-    vectors = engine.embed(name, body.texts, body.space)
+    vectors = engine.search.embed(name, body.texts, body.space)
     return EmbedOut(space=body.space, dimension=vectors.shape[1], vectors=vectors.tolist())
 
 
@@ -71,7 +63,7 @@ def embed(name: str, body: EmbedIn, engine: EngineDep) -> EmbedOut:
 def similarity(body: SimilarityIn, engine: EngineDep) -> SimilarityOut:
     """Cosine of each text pair: through a collection's kernel, or of the default model's raw
     vectors when no collection is named."""
-    scores = engine.similarity(
+    scores = engine.search.similarity(
         [(p.text1, p.text2) for p in body.pairs], body.collection, body.codes
     )
     space = "raw" if body.collection is None else "index" if body.codes else "kernel"
@@ -79,64 +71,4 @@ def similarity(body: SimilarityIn, engine: EngineDep) -> SimilarityOut:
         space=space,
         collection=body.collection,
         scores=scores.tolist(),
-    )
-
-
-@router.post("/collections/{name}/report", response_model=ReportOut, responses=ERRORS)
-def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
-    return _report(name, body, engine)
-
-
-@router.post(
-    "/collections/{name}/report/jobs",
-    response_model=JobOut,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=ERRORS,
-)
-def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
-    """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
-    job = engine.background(
-        "report", name, lambda progress: _report(name, body, engine, progress).model_dump()
-    )
-    return JobOut.model_validate(job, from_attributes=True)
-
-
-def _report(
-    name: str, body: ReportIn, engine: Engine, progress: Progress | None = None
-) -> ReportOut:
-    """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
-
-    Each setting's index is built beside the collection (nothing changes in it) and measured:
-    recall@10 against exact search on the raw vectors, for documents drawn as queries (or the
-    queries given), median latency of one query, and nDCG@10 or Spearman with labels.
-    """
-    labels: dict[str, Any] = {}
-    if body.pairs is not None:
-        labels["pairs"] = [(p.text1, p.text2, p.score) for p in body.pairs]
-    elif body.queries is not None:
-        labels["queries"] = [(q.text, relevance(q)) for q in body.queries]
-    result, seconds = engine.report(
-        name,
-        ks=body.ks,
-        specs=body.specs,
-        rescore=body.rescore,
-        n_queries=body.n_queries,
-        candidates=body.candidates,
-        progress=progress,
-        **labels,
-    )
-    rescores = engine.describe(name)["settings"]["rescore"] != "off"
-    smallest = result.smallest(rescores, body.target_recall)
-    return ReportOut(
-        collection=name,
-        n_documents=result.n_documents,
-        n_queries=result.n_queries,
-        metric=result.metric_name,
-        rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
-        smallest=None
-        if smallest is None
-        else ReportRow.model_validate(smallest, from_attributes=True),
-        skipped_ks=list(result.skipped_ks),
-        table=result.table(),
-        seconds=seconds,
     )

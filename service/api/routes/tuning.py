@@ -1,23 +1,31 @@
-"""Refit a collection's kernel, and tune β, γ, k on labelled data."""
+"""Refit a collection's kernel, tune β, γ, k on labelled data, and report what compression costs."""
+
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, status
+from pydantic import BaseModel
 
 from index.tuning import ServedPoint
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
-from service.engine import Engine, Progress
-from service.schemas import (
-    CollectionInfo,
+from service.engine import Engine
+from service.schemas.collections import CollectionInfo
+from service.schemas.jobs import JobOut
+from service.schemas.tuning import (
     FitIn,
     FitOut,
-    JobOut,
     LabelledPair,
+    ReportIn,
+    ReportOut,
+    ReportRow,
     ServedPointOut,
     TuneIn,
     TuneOut,
     TuningPointOut,
     relevance,
 )
+from service.usecases.context import Progress
 
 router = APIRouter(prefix="/collections/{name}", tags=["kernel"])
 
@@ -28,7 +36,7 @@ def fit(name: str, body: FitIn, engine: EngineDep) -> FitOut:
 
     Queries keep being answered by the old kernel and index until the new ones are saved.
     """
-    info, seconds = engine.fit(name, body.settings())
+    info, seconds = engine.tuning.fit(name, body.settings())
     return FitOut(collection=CollectionInfo(**info), fit_seconds=seconds)
 
 
@@ -42,10 +50,7 @@ def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
 )
 def tune_job(name: str, body: TuneIn, engine: EngineDep) -> JobOut:
     """`/tune` as a background job: poll GET /jobs/{id}; its `result` is /tune's answer."""
-    job = engine.background(
-        "tune", name, lambda progress: _tune(name, body, engine, progress).model_dump()
-    )
-    return JobOut.model_validate(job, from_attributes=True)
+    return _job(engine, "tune", name, lambda progress: _tune(name, body, engine, progress))
 
 
 def _tune(name: str, body: TuneIn, engine: Engine, progress: Progress | None = None) -> TuneOut:
@@ -61,14 +66,14 @@ def _tune(name: str, body: TuneIn, engine: Engine, progress: Progress | None = N
     common = {"grid": grid, "held_out": body.held_out, "apply": body.apply, "progress": progress}
     validation = body.validation
     if body.pairs is not None:
-        tuned = engine.tune(
+        tuned = engine.tuning.tune(
             name,
             pairs=[_pair(p) for p in body.pairs],
             validation=None if validation is None else [_pair(p) for p in validation.pairs or []],
             **common,
         )
     else:
-        tuned = engine.tune(
+        tuned = engine.tuning.tune(
             name,
             queries=[(q.text, relevance(q)) for q in body.queries or []],
             validation=None
@@ -104,6 +109,66 @@ def _tune(name: str, body: TuneIn, engine: Engine, progress: Progress | None = N
         tune_seconds=tuned.tune_seconds,
         fit_seconds=tuned.fit_seconds,
     )
+
+
+@router.post("/report", response_model=ReportOut, responses=ERRORS)
+def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
+    return _report(name, body, engine)
+
+
+@router.post(
+    "/report/jobs", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=ERRORS
+)
+def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
+    """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
+    return _job(engine, "report", name, lambda progress: _report(name, body, engine, progress))
+
+
+def _report(
+    name: str, body: ReportIn, engine: Engine, progress: Progress | None = None
+) -> ReportOut:
+    """What each (k, index spec, re-scoring) would cost in bytes and keep in quality.
+
+    Each setting's index is built beside the collection (nothing changes in it) and measured:
+    recall@10 against exact search on the raw vectors, for documents drawn as queries (or the
+    queries given), median latency of one query, and nDCG@10 or Spearman with labels.
+    """
+    labels: dict[str, Any] = {}
+    if body.pairs is not None:
+        labels["pairs"] = [(p.text1, p.text2, p.score) for p in body.pairs]
+    elif body.queries is not None:
+        labels["queries"] = [(q.text, relevance(q)) for q in body.queries]
+    result, seconds = engine.tuning.report(
+        name,
+        ks=body.ks,
+        specs=body.specs,
+        rescore=body.rescore,
+        n_queries=body.n_queries,
+        candidates=body.candidates,
+        progress=progress,
+        **labels,
+    )
+    rescores = engine.collections.describe(name)["settings"]["rescore"] != "off"
+    smallest = result.smallest(rescores, body.target_recall)
+    return ReportOut(
+        collection=name,
+        n_documents=result.n_documents,
+        n_queries=result.n_queries,
+        metric=result.metric_name,
+        rows=[ReportRow.model_validate(row, from_attributes=True) for row in result.rows],
+        smallest=None
+        if smallest is None
+        else ReportRow.model_validate(smallest, from_attributes=True),
+        skipped_ks=list(result.skipped_ks),
+        table=result.table(),
+        seconds=seconds,
+    )
+
+
+def _job(engine: Engine, kind: str, name: str, answer: Callable[[Progress], BaseModel]) -> JobOut:
+    """Run a route's `answer` as a background job whose result is the answer's JSON."""
+    job = engine.tuning.background(kind, name, lambda progress: answer(progress).model_dump())
+    return JobOut.model_validate(job, from_attributes=True)
 
 
 def _pair(pair: LabelledPair) -> tuple[str, str, float]:

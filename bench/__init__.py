@@ -1,5 +1,7 @@
-"""Benchmarks of whitened-search: quality tables now; speed and peers later (see bench/README.md).
+"""Benchmarks of whitened-search: quality, compression, speed, load, encoders, peers, distributed.
 
-Run one with `python -m bench <name> [--smoke] [--out DIR]` from the repository root. Each writes
-Markdown tables and PNG plots into bench/results/ (or --out), through the library's own code paths.
+Run one with `python -m bench <name> [--smoke] [--out DIR]` from the repository root (the list:
+`python -m bench --help`). Each writes JSON figures, Markdown tables and PNG plots into
+bench/results/ (or --out); `python -m bench render` rewrites the READMEs' tables from them.
+See bench/README.md.
 """

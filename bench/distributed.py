@@ -21,8 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import data, report, speed
-from bench.live import LiveServer
+from bench import data, live, report, speed
 from index import distributed
 from index.snapshots import Settings
 
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
     work.mkdir(parents=True)
     if system == "single":
-        server = LiveServer(work / "data", work / "server.log").start()
+        server = live.LiveServer(work / "data", work / "server.log").start()
         try:
             with httpx.Client(base_url=server.url, timeout=600) as client:
                 result = speed.ingest(client, corpus, poll=0.1)
@@ -119,10 +118,9 @@ def descendants_rss() -> int:
     total = 0
     for pid in family:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
+            total += live.status_bytes(pid, "VmRSS")
+        except (OSError, ValueError):  # ended, or a zombie without memory
             continue
-        total += speed.rss(status, "VmRSS")
     return total
 
 

@@ -141,12 +141,9 @@ class LiveServer:
         return self._status_bytes("VmRSS")
 
     def _status_bytes(self, field: str) -> int:
-        """A kB field of the server's /proc/<pid>/status, in bytes."""
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-        raise ServerFailed(f"no {field} in /proc/<pid>/status")
+        if self.process is None:
+            raise ServerFailed("the server is not running")
+        return status_bytes(self.process.pid, field)
 
     def stop(self) -> None:
         """SIGTERM and wait: uvicorn shuts down gracefully (the app checkpoints and unlocks),
@@ -169,3 +166,11 @@ class LiveServer:
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.kill()
+
+
+def status_bytes(pid: int, field: str) -> int:
+    """A kB memory field of /proc/<pid>/status (VmRSS: now, VmHWM: peak), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no {field} in /proc/{pid}/status")

@@ -61,7 +61,6 @@ REPEATS = 3
 COLLECTION = "scifact"
 SMOKE_DOCS = 150
 SMOKE_QUERIES = 20
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -316,7 +315,9 @@ class Result:
             "query_ms_p50": float(np.percentile(ms, 50)),
             "query_ms_p95": float(np.percentile(ms, 95)),
             "query_ms_mean": float(ms.mean()),
-            "peak_rss_mib": None if self.peak_rss_bytes is None else self.peak_rss_bytes / MiB,
+            "peak_rss_mib": None
+            if self.peak_rss_bytes is None
+            else self.peak_rss_bytes / report.MiB,
             "disk_bytes_per_doc": (
                 None if self.disk_bytes is None else self.disk_bytes / self.documents
             ),

@@ -32,6 +32,10 @@ from index.errors import InvalidInput
 from index.kernel import WhiteningKernel
 from index.snapshots import Settings
 
+BLOCKS_PER_ACTOR = 4
+"""Blocks per encoder actor at least, so that actors finish together (see `rows_per_block`)."""
+MAX_BLOCK_ROWS = 2048
+"""Largest default block: what a retry re-encodes and one Parquet file holds."""
 DONE_FILE = "_encoded.json"
 """Written last into an output directory: what was encoded, by which model, how many rows."""
 
@@ -47,6 +51,7 @@ class EncodeOptions:
         cpus_per_actor: CPUs Ray reserves for each (and the encoder's threads).
         gpus_per_actor: GPUs for each (the torch backend uses them).
         block_rows: documents per Ray block: a unit of scheduling, retry and Parquet file.
+            None: `BLOCKS_PER_ACTOR` blocks per actor at least, of at most `MAX_BLOCK_ROWS`.
         batch_size: documents per `map_batches` call (the encoder sorts a batch by length).
     """
 
@@ -55,8 +60,17 @@ class EncodeOptions:
     actors: int = 2
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
-    block_rows: int = 2048
+    block_rows: int | None = None
     batch_size: int = 1024
+
+    def rows_per_block(self, documents: int) -> int:
+        """The block size for `documents`: blocks are shared out whole, so 5 blocks for 2 actors
+        leave one actor idle while the other encodes the fifth; several blocks per actor keep
+        the last round short."""
+        if self.block_rows is not None:
+            return self.block_rows
+        blocks = max(BLOCKS_PER_ACTOR * self.actors, -(-documents // MAX_BLOCK_ROWS))
+        return max(1, -(-documents // blocks))
 
 
 @dataclass(frozen=True)
@@ -146,10 +160,8 @@ def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
     if done and (done.source, done.model_id, done.backend) == (digest, model_id, options.backend):
         return done
     shutil.rmtree(directory, ignore_errors=True)
-    blocks = [
-        table.slice(start, options.block_rows)
-        for start in range(0, table.num_rows, options.block_rows)
-    ]
+    block_rows = options.rows_per_block(table.num_rows)
+    blocks = [table.slice(start, block_rows) for start in range(0, table.num_rows, block_rows)]
     # Blocks leave in input order, so the files (named by write task) sort in input order and a
     # collection loaded from them stores rows as a single-process ingest does: hits of equal
     # score come back in the same order.

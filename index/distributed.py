@@ -36,6 +36,8 @@ BLOCKS_PER_ACTOR = 4
 """Blocks per encoder actor at least, so that actors finish together (see `rows_per_block`)."""
 MAX_BLOCK_ROWS = 2048
 """Largest default block: what a retry re-encodes and one Parquet file holds."""
+POSITION = "_position"
+"""A column added for the encode only: each row's place in the input, naming the batch files."""
 DONE_FILE = "_encoded.json"
 """Written last into an output directory: what was encoded, by which model, how many rows."""
 
@@ -133,23 +135,38 @@ def source_digest(table: pa.Table) -> str:
 
 
 class _EncodeBatch:
-    """A Ray Data actor: loads the encoder once, then adds a `vector` column to each batch."""
+    """A Ray Data actor: loads the encoder once, then encodes each batch and writes it as one
+    Parquet file named by the batch's first position in the input.
 
-    def __init__(self, model: str | None, backend: str, threads: int) -> None:
+    Writing here rather than in Ray Data's write tasks matters on a small node: those tasks
+    ran in worker processes started anew for each block (about 1.5 core-seconds of imports
+    each), taking the cores from the encoders. A retried batch has the same first position, so
+    it rewrites its file (atomically: written aside, then renamed) instead of adding one.
+    """
+
+    def __init__(self, model: str | None, backend: str, threads: int, directory: str) -> None:
         self._encoder = Encoder(model, backend=backend, threads=threads)
+        self._directory = Path(directory)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         vectors = self._encoder.encode(batch.column("text").to_pylist())
         column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
-        return batch.append_column("vector", column)
+        first = batch.column(POSITION).to_pylist()[0]
+        table = batch.drop_columns([POSITION]).append_column("vector", column)
+        path = self._directory / f"part-{first:012d}.parquet"
+        aside = self._directory / f".{path.name}.{uuid.uuid4().hex[:8]}"
+        pq.write_table(table, aside)
+        aside.replace(path)
+        return {"rows": np.array([table.num_rows])}
 
 
 def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
     """Encode `table` (from `documents_table`) on the connected Ray cluster into `directory`.
 
     A finished output of the same documents, model and backend there is reused as it is; an
-    unfinished one is replaced. Ray retries a task whose worker died; each block is written by
-    one task under a name of its own, so a retry rewrites its file instead of adding one.
+    unfinished one is replaced. Ray retries a task whose actor died; each batch is written by
+    its actor under the name of its first position, so a retry rewrites its file instead of
+    adding one. On a cluster `directory` must be one that every node writes (shared storage).
     """
     import ray.data
 
@@ -160,18 +177,17 @@ def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
     if done and (done.source, done.model_id, done.backend) == (digest, model_id, options.backend):
         return done
     shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     block_rows = options.rows_per_block(table.num_rows)
-    blocks = [table.slice(start, block_rows) for start in range(0, table.num_rows, block_rows)]
-    # Blocks leave in input order, so the files (named by write task) sort in input order and a
-    # collection loaded from them stores rows as a single-process ingest does: hits of equal
-    # score come back in the same order.
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    dataset = ray.data.from_arrow(blocks).map_batches(
+    numbered = table.append_column(POSITION, pa.array(range(table.num_rows), pa.int64()))
+    blocks = [numbered.slice(start, block_rows) for start in range(0, table.num_rows, block_rows)]
+    written = ray.data.from_arrow(blocks).map_batches(
         _EncodeBatch,
         fn_constructor_kwargs={
             "model": options.model,
             "backend": options.backend,
             "threads": max(1, int(options.cpus_per_actor)),
+            "directory": str(directory),
         },
         batch_size=options.batch_size,
         batch_format="pyarrow",
@@ -179,9 +195,9 @@ def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
         num_cpus=options.cpus_per_actor,
         num_gpus=options.gpus_per_actor,
     )
-    # Writing is I/O: it must not wait for a CPU the encoders hold, or every vector would sit
-    # in the object store until the last block is encoded.
-    dataset.write_parquet(str(directory), ray_remote_args={"num_cpus": 0})
+    written.materialize()  # runs the encode; each batch's rows are in its file
+    for aside in directory.glob(".part-*"):  # left by an actor killed while writing
+        aside.unlink()
     files = _files(directory)
     dimension = pq.read_schema(files[0]).field("vector").type.list_size
     rows = sum(pq.read_metadata(path).num_rows for path in files)
@@ -278,7 +294,7 @@ def create_and_load(
 
 
 def _files(directory: Path) -> list[Path]:
-    files = sorted(directory.glob("*.parquet"))  # the write task's index, zero-padded
+    files = sorted(directory.glob("*.parquet"))  # by first position: in input order
     if not files:
         raise InvalidInput(f"{directory} holds no Parquet files of an encode")
     return files

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from index.collection import REFIT_GROWTH, Collection
 from index.data_dir import DataDirLock
-from index.encoder import DEFAULT_BACKEND, DEFAULT_MODEL_ID, Encoder, check_backend
+from index.encoder import (
+    DEFAULT_BACKEND,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL_ID,
+    Encoder,
+    check_backend,
+)
 from index.errors import Conflict, IndexError_, InvalidInput, NotFound
 from index.snapshots import MANIFEST, Manifest, Settings
 
@@ -42,7 +48,7 @@ class Catalog:
         self,
         root: str | Path,
         default_model: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         backend: str = DEFAULT_BACKEND,
         cache_dir: str | Path | None = None,
         threads: int | None = None,

@@ -24,7 +24,7 @@ import numpy as np
 
 from index import compression, rescoring
 from index.documents import Document, DocumentStore, StoredDocument, prepare
-from index.encoder import Encoder, check_backend, require_compatible
+from index.encoder import DEFAULT_BACKEND, Encoder, check_backend, require_compatible
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.snapshots import (
@@ -138,7 +138,7 @@ class Collection:
         encoder: Encoder | None = None,
     ) -> "Collection":
         """Create an empty collection at `path` (which must not exist) and open it."""
-        backend = "torch" if encoder is None else encoder.backend
+        backend = DEFAULT_BACKEND if encoder is None else encoder.backend
         cls.initialise(path, model_id, dimension, settings, backend)
         return cls(path, encoder)
 
@@ -148,7 +148,7 @@ class Collection:
         model_id: str,
         dimension: int,
         settings: Settings | None = None,
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
         """Write the manifest of an empty collection into a new directory `path`."""
         path = Path(path)

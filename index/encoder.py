@@ -26,6 +26,9 @@ DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 Backend = Literal["torch", "onnx", "openvino", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino", "onnx-int8")
 DEFAULT_BACKEND: Backend = "onnx"
+DEFAULT_BATCH_SIZE = 32
+"""Texts per forward pass, for the library and the service alike: the size every encoder and
+speed benchmark measured (bench/results/encoders.md, speed.md)."""
 VECTOR_FAMILY: dict[str, str] = {
     "torch": "fp32",
     "onnx": "fp32",
@@ -96,7 +99,7 @@ class Encoder:
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         backend: str = DEFAULT_BACKEND,
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from index.encoder import DEFAULT_BACKEND, Backend
+from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend
 from index.snapshots import Settings as CollectionSettings
 
 ENV_PREFIX = "WHITENED_SEARCH_"
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         "the kernel was fitted on refits it (a kernel fitted on the first chunks of an "
         "interrupted first ingest would otherwise serve the whole corpus).",
     )
-    batch_size: int = Field(32, ge=1, description="Encoder batch size.")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, description="Encoder batch size.")
     backend: Backend = Field(
         DEFAULT_BACKEND,
         description="Encoder backend: `onnx` (ONNX Runtime fp32, the same vectors as `torch`, "

@@ -1,6 +1,11 @@
 """`python -m bench distributed`: documents/s of the Ray ingest with 1 and 2 encoder actors of one
 CPU each, against the single-process service ingest of the same sentences, in one run.
 
+Two reference passes without Ray say what the machine allows: `bare-1` and `bare-2` encode the
+same sentences in 1 and 2 plain processes of one encoder thread each (shares of the corpus,
+started together once their models are loaded), so ray-N / bare-N is what Ray costs and
+bare-2 / bare-1 is the most two actors can scale by on these cores.
+
 The systems alternate (single, ray-1, ray-2, single, ...) for `--repeats` rounds so that a change of
 load on the shared machine hits all of them; medians and ranges are reported, with the load
 average at the start of each pass. The Ray cluster starts once (its start-up is reported apart);
@@ -11,9 +16,9 @@ start excluded), the path `python -m bench speed` measures.
 
 import argparse
 import logging
+import multiprocessing
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,17 +26,17 @@ from typing import Any
 
 import httpx
 
-from bench import data, live, report, speed
+from bench import data, distributed_report, live, report, speed
 from index import distributed
+from index.encoder import Encoder
 from index.snapshots import Settings
 
 log = logging.getLogger("bench.distributed")
-SYSTEMS = ("single", "ray-1", "ray-2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--documents", type=int, default=4000, help="Reuters sentences per pass")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of the three systems")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the systems")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         for round_ in range(repeats):
-            for system in SYSTEMS:
+            for system in distributed_report.SYSTEMS:
                 load = os.getloadavg()
                 figures["passes"].append(
                     {"system": system, "round": round_, "load_average": load}
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     report.write_json(out / "distributed.json", figures)
-    path = report.write_text(out / "distributed.md", markdown(figures))
+    path = report.write_text(out / "distributed.md", distributed_report.markdown(figures))
     print(path)
     return 0
 
@@ -80,6 +85,9 @@ def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
         finally:
             server.close()
         return {"seconds": result["seconds"], "docs_per_second": result["docs_per_second"]}
+    if system.startswith("bare-"):
+        seconds = bare_encode(corpus, int(system.split("-")[1]))
+        return {"seconds": seconds, "docs_per_second": len(corpus) / seconds}
     documents = [{"id": f"r{i}", "text": text} for i, text in enumerate(corpus)]
     options = distributed.EncodeOptions(actors=int(system.split("-")[1]), cpus_per_actor=1.0)
     started = time.perf_counter()
@@ -98,6 +106,38 @@ def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
         "encode_docs_per_second": len(corpus) / encode_seconds,
         "parquet_bytes_per_document": parquet / len(corpus),
     }
+
+
+def bare_encode(corpus: list[str], processes: int) -> float:
+    """Seconds for `processes` plain processes of one encoder thread to encode shares of
+    `corpus`, from a common start once every model is loaded, to the last one's end."""
+    context = multiprocessing.get_context("spawn")
+    ready, done, start = context.Queue(), context.Queue(), context.Event()
+    workers = [
+        context.Process(target=_bare_worker, args=(corpus[i::processes], ready, start, done))
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=300)
+    started = time.perf_counter()
+    start.set()
+    for _ in workers:
+        done.get(timeout=3600)
+    seconds = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    return seconds
+
+
+def _bare_worker(texts: list[str], ready: Any, start: Any, done: Any) -> None:
+    encoder = Encoder(threads=1)
+    encoder.encode(texts[:64])  # loads the model
+    ready.put(True)
+    start.wait()
+    encoder.encode(texts)
+    done.put(True)
 
 
 def descendants_rss() -> int:
@@ -122,48 +162,3 @@ def descendants_rss() -> int:
         except (OSError, ValueError):  # ended, or a zombie without memory
             continue
     return total
-
-
-def markdown(figures: dict[str, Any]) -> str:
-    rows = []
-    medians = {}
-    for system in SYSTEMS:
-        passes = [p for p in figures["passes"] if p["system"] == system]
-        rates = [p["docs_per_second"] for p in passes]
-        medians[system] = statistics.median(rates)
-        encode = [p["encode_docs_per_second"] for p in passes if "encode_docs_per_second" in p]
-        rows.append(
-            [
-                system,
-                len(passes),
-                f"{medians[system]:.1f}",
-                f"{min(rates):.1f} – {max(rates):.1f}",
-                f"{statistics.median(encode):.1f}" if encode else "",
-            ]
-        )
-    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
-    parquet = [
-        p["parquet_bytes_per_document"]
-        for p in figures["passes"]
-        if "parquet_bytes_per_document" in p
-    ]
-    lines = [
-        f"# Distributed ingest: {figures['documents']} Reuters sentences, {figures['cores']} cores",
-        "",
-        "`python -m bench distributed`: passes interleaved (single, ray-1, ray-2) per round; "
-        "docs/s of the whole run (Ray: actor start, encode into Parquet, statistics, load into a "
-        "collection; single: the service's ingest job).",
-        "",
-        report.markdown_table(
-            ["system", "passes", "docs/s (median)", "range", "encode step docs/s (median)"], rows
-        ),
-        "",
-        f"- ray-2 / ray-1: {medians['ray-2'] / medians['ray-1']:.2f}×; "
-        f"ray-2 / single: {medians['ray-2'] / medians['single']:.2f}×",
-        f"- Ray start (once): {figures['ray_start_seconds']:.1f} s; resident memory of the local "
-        f"Ray's processes at the end: {figures['ray_rss_mib']:.0f} MiB",
-        f"- Parquet bytes per document: {statistics.median(parquet):.0f}",
-        f"- 1-minute load average at the start of each pass: {loads}",
-        "",
-    ]
-    return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""`python -m bench render [--check]`: the tables of README.md and bench/README.md, from results.
+"""`python -m bench render [--check]`: the tables of README.md, bench/README.md and docs/SCALING.md,
+from results.
 
-Every table of figures in the two READMEs sits between `<!-- render: NAME -->` and
+Every table of figures in these documents sits between `<!-- render: NAME -->` and
 `<!-- /render -->`, and NAME's function below rebuilds it from the committed JSON files in
 bench/results/, so no figure is typed by hand: re-rendering after a run updates them, and
 `tests/test_bench_render.py` fails when a committed table differs from what its results render.
@@ -16,14 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import peers_report, quality, report, served_tuning
+from bench import distributed_report, peers_report, quality, report, served_tuning
 from bench.encoders import table as encoders_table
 from bench.served_bytes import budgets as served_bytes_budgets
 from bench.served_bytes import table as served_bytes_table
 from index.encoder import DEFAULT_BACKEND
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "bench" / "README.md")
+DOCUMENTS = (
+    REPOSITORY / "README.md",
+    REPOSITORY / "bench" / "README.md",
+    REPOSITORY / "docs" / "SCALING.md",
+)
 BLOCK = re.compile(r"(<!-- render: ([\w-]+) -->\n)(.*?)(<!-- /render -->)", re.DOTALL)
 
 Renderer = Callable[[Path], str]
@@ -223,6 +228,14 @@ def served_budgets(results: Path) -> str:
     )
 
 
+def distributed(results: Path) -> str:
+    return distributed_report.table(load(results, "distributed.json"))
+
+
+def two_nodes(results: Path) -> str:
+    return distributed_report.two_nodes(load(results, "two_nodes.json"))
+
+
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
     "compression-summary": compression_summary,
@@ -237,6 +250,8 @@ RENDERERS: dict[str, Renderer] = {
     "served-bytes-reuters": served_bytes("reuters"),
     "served-bytes-budgets": served_budgets,
     "served-tuning": tuned_as_served,
+    "distributed": distributed,
+    "two-nodes": two_nodes,
 }
 
 

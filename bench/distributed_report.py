@@ -1,0 +1,133 @@
+"""distributed.md, and the table README.md and docs/SCALING.md show, from distributed.json.
+
+Kept apart from the measuring (bench/distributed.py), which needs Ray, so that `python -m bench
+render` does not.
+"""
+
+import statistics
+from typing import Any
+
+from bench import report
+
+SYSTEMS = ("single", "bare-1", "bare-2", "ray-1", "ray-2")
+"""Interleaved in this order in each round."""
+LABELS = {
+    "single": "service ingest job (one process, 2 encoder threads)",
+    "bare-1": "bare encode, 1 process of 1 thread (no Ray)",
+    "bare-2": "bare encode, 2 processes of 1 thread (no Ray)",
+    "ray-1": "Ray, 1 encoder actor of 1 CPU",
+    "ray-2": "Ray, 2 encoder actors of 1 CPU",
+}
+
+
+def medians(figures: dict[str, Any]) -> dict[str, float]:
+    """Median docs/s of each system's passes."""
+    return {
+        system: statistics.median(
+            p["docs_per_second"] for p in figures["passes"] if p["system"] == system
+        )
+        for system in SYSTEMS
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    """Each system's docs/s (median, range) and the ratios that say how Ray scales and costs."""
+    median = medians(figures)
+    rows = []
+    for system in SYSTEMS:
+        passes = [p for p in figures["passes"] if p["system"] == system]
+        rates = [p["docs_per_second"] for p in passes]
+        encode = [p["encode_docs_per_second"] for p in passes if "encode_docs_per_second" in p]
+        rows.append(
+            [
+                LABELS[system],
+                len(passes),
+                f"{median[system]:.1f}",
+                f"{min(rates):.1f} – {max(rates):.1f}",
+                f"{statistics.median(encode):.1f}" if encode else "",
+            ]
+        )
+    ratio = {
+        (a, b): median[a] / median[b]
+        for a, b in [
+            ("ray-2", "ray-1"),
+            ("bare-2", "bare-1"),
+            ("ray-2", "single"),
+            ("ray-1", "bare-1"),
+            ("ray-2", "bare-2"),
+        ]
+    }
+    return "\n".join(
+        [
+            f"{figures['documents']:,} Reuters sentences, {figures['cores']} cores, "
+            f"{len(figures['passes']) // len(SYSTEMS)} interleaved rounds "
+            "(`bench/results/distributed.json`):",
+            "",
+            report.markdown_table(
+                ["system", "passes", "docs/s (median)", "range", "encode step docs/s"], rows
+            ),
+            "",
+            f"- 2 actors / 1 actor: {ratio['ray-2', 'ray-1']:.2f}×; the machine's own ceiling, "
+            f"2 bare processes / 1: {ratio['bare-2', 'bare-1']:.2f}×",
+            f"- Ray with 2 actors / the service's ingest: {ratio['ray-2', 'single']:.2f}×",
+            f"- what Ray keeps of a bare encode: {ratio['ray-1', 'bare-1']:.2f}× with 1 actor, "
+            f"{ratio['ray-2', 'bare-2']:.2f}× with 2",
+            f"- the local Ray's processes: {figures['ray_rss_mib']:,.0f} MiB resident at the end; "
+            f"Parquet {_parquet(figures):,.0f} bytes per document",
+        ]
+    )
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
+    return "\n".join(
+        [
+            "# Distributed ingest",
+            "",
+            "`python -m bench distributed`: docs/s of the whole run (Ray: actor start, encode into "
+            "Parquet, statistics, load into a collection; single: the service's ingest job over "
+            "HTTP; bare-N: N plain processes of one encoder thread, models loaded before the "
+            "clock starts: what the cores allow without Ray).",
+            "",
+            table(figures),
+            f"- Ray start (once): {figures['ray_start_seconds']:.1f} s",
+            f"- 1-minute load average at the start of each pass: {loads}",
+            "",
+        ]
+    )
+
+
+def two_nodes(figures: dict[str, Any]) -> str:
+    """`scripts/two_nodes.sh`: the Ray ingest on two nodes against the single-node ingest."""
+    queries = figures["queries"]
+    return "\n".join(
+        [
+            f"{figures['documents']:,} Reuters sentences, {figures['nodes']} Ray nodes of 1 CPU, "
+            f"{queries} queries (`bench/results/two_nodes.json`):",
+            "",
+            report.markdown_table(
+                ["", "Ray, 2 nodes, 2 actors", "single node, through the server"],
+                [
+                    ["documents", *(f"{figures['counts'][s]:,}" for s in ("ray", "single"))],
+                    [
+                        "seconds of the whole `ingest` command",
+                        *(f"{figures['seconds'][s]:.1f}" for s in ("ray", "single")),
+                    ],
+                ],
+            ),
+            "",
+            f"- the same ids in the same row order: {'yes' if figures['same_row_order'] else 'no'}",
+            f"- the same top-10 ids in the same order for {figures['same_top10_order']} of "
+            f"{queries} queries, the same top-10 sets for {figures['same_top10_set']}",
+            f"- largest difference of a hit's score at the same rank: "
+            f"{figures['largest_score_difference']:.1e}",
+        ]
+    )
+
+
+def _parquet(figures: dict[str, Any]) -> float:
+    return statistics.median(
+        p["parquet_bytes_per_document"]
+        for p in figures["passes"]
+        if "parquet_bytes_per_document" in p
+    )

@@ -147,7 +147,9 @@ def ingest(args: argparse.Namespace) -> int:
     except SourceError as exc:
         raise CliError(str(exc)) from exc
     if args.ray is not None:
-        return _ingest_on_ray(args, documents)
+        from service.cli_ray import ingest_on_ray
+
+        return ingest_on_ray(args, documents, _given_settings(args))
     client = _client(args)
     name = args.collection
     info = client.request("GET", f"/collections/{name}", allow=(404,))
@@ -191,71 +193,6 @@ def ingest(args: argparse.Namespace) -> int:
         f"{info['count']} documents, {kernel}"
     )
     client.close()
-    return 0
-
-
-def _ingest_on_ray(args: argparse.Namespace, documents: list[dict[str, Any]]) -> int:
-    """Encode on a Ray cluster into Parquet, then load it into the data directory directly.
-
-    The server must not run on that directory meanwhile (its lock says so): a bulk load writes
-    the collection's files itself. `serve` then serves the collection as usual.
-    """
-    from index import distributed
-    from index.collection import Collection
-    from index.data_dir import DataDirBusy, DataDirLock
-    from index.errors import IndexError_
-    from service.config import Settings
-
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    root = Path(settings.data_dir).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    lock = DataDirLock(root)
-    try:
-        lock.acquire()
-    except DataDirBusy as exc:
-        raise CliError(f"{exc} (a --ray ingest writes the collection itself)") from exc
-    name = args.collection
-    try:
-        if not (root / name).exists() and not args.create:
-            raise CliError(f"no collection named {name!r} in {root}: pass --create to create it")
-        table = distributed.documents_table(documents)
-        options = distributed.EncodeOptions(
-            model=settings.model,
-            backend=settings.backend,
-            actors=args.actors,
-            cpus_per_actor=args.cpus_per_actor,
-            gpus_per_actor=args.gpus_per_actor,
-        )
-        started = time.perf_counter()
-        try:
-            distributed.connect(None if args.ray == "local" else args.ray)
-        except ConnectionError as exc:
-            raise CliError(f"cannot join the Ray cluster at {args.ray}: {exc}") from exc
-        encoded = distributed.encode(table, args.encoded or Path(f"{name}.encoded"), options)
-        kernel = distributed.statistics(encoded)
-        print(f"encoded {encoded.documents} documents into {encoded.directory}", file=sys.stderr)
-        if (root / name).exists():
-            collection = Collection(root / name)
-            added = distributed.load(collection, encoded, kernel, upsert=args.upsert)
-        else:
-            collection = distributed.create_and_load(
-                root,
-                name,
-                encoded,
-                kernel,
-                settings.collection_settings(encoded.dimension, _given_settings(args)),
-            )
-            added = encoded.documents
-        info = collection.describe()
-        collection.close()
-    except IndexError_ as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        lock.release()
-    print(
-        f"{name}: {added} added in {time.perf_counter() - started:.1f} s on Ray; "
-        f"{info['count']} documents, k={info.get('k')}"
-    )
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from index.encoder import BACKENDS
+from service.sources import FORMATS
 
 URL_VARIABLE = "WHITENED_SEARCH_URL"
 
@@ -294,14 +295,15 @@ def _parser() -> argparse.ArgumentParser:
         "ingest",
         help="add the documents of a file to a collection, through a running server",
         description="Read FILE (.jsonl: {text, id?, metadata?} per line; .txt: a text per line; "
-        ".csv/.tsv: a 'text' column, optional 'id', other columns as metadata) and add it in "
+        ".csv/.tsv/.parquet: a 'text' column, optional 'id', other columns as metadata) and add "
+        "it in "
         "batches. A collection without a kernel gets one fitted on the whole file at the end.",
     )
     p.add_argument("file", type=Path, help="the file to read")
     client_options(p)
     p.add_argument("--create", action="store_true", help="create the collection if missing")
     p.add_argument("--upsert", action="store_true", help="replace documents whose id exists")
-    p.add_argument("--format", choices=["jsonl", "txt", "csv", "tsv"], help="default: suffix")
+    p.add_argument("--format", choices=FORMATS, help="default: suffix")
     p.add_argument("--id-field", default="id", help="field of the id (jsonl, csv; default id)")
     p.add_argument(
         "--text-field",

@@ -1,8 +1,10 @@
-"""Documents from files for `whitened-search ingest`: .jsonl, .txt (a text per line), .csv/.tsv.
+"""Documents from files for `whitened-search ingest`: .jsonl, .txt, .csv/.tsv, .parquet.
 
 - jsonl: one object per line, {"text": ..., "id"?: ..., "metadata"?: {...}}; blank lines skipped.
 - txt: every non-blank line is a text.
 - csv/tsv: a header with a `text` column, an optional `id` column; other columns become metadata.
+- parquet: the same columns as csv (strings, numbers or booleans); needs pyarrow (the
+  `distributed` extra). A document's place is its row, counted from 1.
 
 A document without an id gets `FILE:LINE` (the file's name and the line it starts on), so that
 running the same ingest again with --upsert after an interruption replaces what the first run
@@ -19,8 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("jsonl", "txt", "csv", "tsv")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt", ".csv": "csv", ".tsv": "tsv"}
+FORMATS = ("jsonl", "txt", "csv", "tsv", "parquet")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "txt",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
 
 
 class SourceError(ValueError):
@@ -32,7 +41,7 @@ def detect_format(path: Path) -> str:
     if fmt is None:
         raise SourceError(
             f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-            f"use .jsonl, .txt, .csv or .tsv, or pass --format {{{','.join(FORMATS)}}}"
+            f"use .jsonl, .txt, .csv, .tsv or .parquet, or pass --format {{{','.join(FORMATS)}}}"
         )
     return fmt
 
@@ -48,6 +57,8 @@ def read_documents(
     fmt = fmt or detect_format(path)
     fields = _Fields(id_field, tuple(text_fields))
     try:
+        if fmt == "parquet":
+            return _nonempty(path, _parquet(path, fields))
         with path.open(encoding="utf-8", newline="") as handle:
             if fmt == "jsonl":
                 documents = _jsonl(path, handle, fields)
@@ -65,6 +76,10 @@ def read_documents(
         raise SourceError(f"{path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    return _nonempty(path, documents)
+
+
+def _nonempty(path: Path, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not documents:
         raise SourceError(f"{path}: no documents found")
     return documents
@@ -150,4 +165,50 @@ def _table(path: Path, handle: Any, delimiter: str, fields: _Fields) -> list[dic
             document["metadata"] = metadata
         documents.append(document)
         start = reader.line_num + 1
+    return documents
+
+
+def _parquet(path: Path, fields: _Fields) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SourceError(
+            f"{path}: reading Parquet needs pyarrow: pip install -e '.[distributed]'"
+        ) from exc
+    path.stat()  # a missing file: the OSError (with its strerror) the other formats give
+    try:
+        table = pq.read_table(path)
+    except ValueError as exc:  # pyarrow's ArrowInvalid; OSError is read_documents'
+        raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+    missing = [name for name in fields.text if name not in table.column_names]
+    if missing:
+        raise SourceError(
+            f"{path}: the file needs a {', '.join(map(repr, missing))} column, "
+            f"got {table.column_names}"
+        )
+    documents = []
+    for number, row in enumerate(table.to_pylist(), start=1):
+        where = f"{path} row {number}"
+        values = [row.pop(name) for name in fields.text]
+        if all(value is None for value in values):
+            raise SourceError(f"{where}: the {fields.text_name} column is null")
+        text = fields.join(values)
+        if text is None:
+            raise SourceError(f"{where}: the {fields.text_name} column is not text")
+        document: dict[str, Any] = {"id": f"{path.name}:{number}", "text": text}
+        doc_id = row.pop(fields.id, None)
+        if doc_id is not None:
+            if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+                raise SourceError(f"{where}: {fields.id} must be a string or an integer")
+            document["id"] = str(doc_id)
+        metadata = {key: value for key, value in row.items() if value is not None}
+        for key, value in metadata.items():
+            if not isinstance(value, str | int | float | bool):
+                raise SourceError(
+                    f"{where}: column {key!r} holds {type(value).__name__}; metadata columns "
+                    "must be strings, numbers or booleans (drop or convert it)"
+                )
+        if metadata:
+            document["metadata"] = metadata
+        documents.append(document)
     return documents

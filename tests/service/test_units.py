@@ -47,6 +47,46 @@ def test_jsonl_errors_name_the_line(tmp_path: Path, content: str, message: str) 
         read_documents(path)
 
 
+def test_parquet(tmp_path: Path) -> None:
+    """Parquet reads like csv: text, optional id (a row without one gets FILE:ROW), the other
+    columns as metadata; a bad row is named by its number."""
+    pa = pytest.importorskip("pyarrow", reason="pyarrow comes with the distributed extra")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "docs.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["a", None, "c"],
+                "text": ["first", "second", "third"],
+                "year": [2020, None, 2022],
+                "lang": ["en", "de", None],
+            }
+        ),
+        path,
+    )
+    assert read_documents(path) == [
+        {"id": "a", "text": "first", "metadata": {"year": 2020, "lang": "en"}},
+        {"id": "docs.parquet:2", "text": "second", "metadata": {"lang": "de"}},
+        {"id": "c", "text": "third", "metadata": {"year": 2022}},
+    ]
+    pq.write_table(pa.table({"text": ["ok", None]}), bad := tmp_path / "bad.parquet")
+    with pytest.raises(SourceError, match=r"bad\.parquet row 2: the text column is null"):
+        read_documents(bad)
+    pq.write_table(pa.table({"text": [1, 2]}), numeric := tmp_path / "n.parquet")
+    with pytest.raises(SourceError, match="row 1: the text column is not text"):
+        read_documents(numeric)
+    pq.write_table(pa.table({"body": ["x"]}), headless := tmp_path / "h.parquet")
+    with pytest.raises(SourceError, match="needs a 'text' column"):
+        read_documents(headless)
+    pq.write_table(pa.table({"text": ["x"], "blob": [b"\x00"]}), binary := tmp_path / "b.parquet")
+    with pytest.raises(SourceError, match="row 1: column 'blob' holds bytes"):
+        read_documents(binary)
+    (broken := tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(SourceError, match="not a readable Parquet file"):
+        read_documents(broken)
+
+
 def test_beir_fields(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     path.write_text(
@@ -101,7 +141,9 @@ def test_csv_and_tsv(tmp_path: Path) -> None:
 
 def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="--format"):
-        read_documents(tmp_path / "docs.parquet")
+        read_documents(tmp_path / "docs.xlsx")
+    with pytest.raises(SourceError, match="No such file"):
+        read_documents(tmp_path / "missing.parquet")
     with pytest.raises(SourceError, match="No such file"):
         read_documents(tmp_path / "missing.txt")
     latin = tmp_path / "latin.txt"

@@ -38,8 +38,7 @@ from bench.live import LiveServer, wait_job
 from index.collection import disk_bytes
 from index.encoder import bundled_model_path
 from index.metrics import ndcg_at_k
-from service.config import ENV_PREFIX
-from service.config import Settings as ServerSettings
+from service.config import ENV_PREFIX, ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from bench.context import RunContext
 from index import Collection, Settings
 from index.metrics import ndcg_at_k
 from index.validation import unit_rows
-from service.config import Settings as ServerSettings
+from service.config import ServerSettings
 
 log = logging.getLogger(__name__)
 

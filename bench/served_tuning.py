@@ -31,7 +31,7 @@ from bench.live import LiveServer, wait_job
 from index import Collection
 from index.metrics import ndcg_at_k, spearman
 from index.validation import unit_rows
-from service.config import Settings as ServerSettings
+from service.config import ServerSettings
 
 log = logging.getLogger(__name__)
 

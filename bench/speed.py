@@ -33,7 +33,7 @@ from index.collection import Collection
 from index.encoder import BACKENDS, Encoder
 from index.kernel import WhiteningKernel
 from index.vector_index import VectorIndex
-from service.config import Settings
+from service.config import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def run_label(size: int, backend: str | None) -> str:
 
 def server_default(name: str) -> Any:
     """The server's default of a setting."""
-    return Settings.model_fields[name].default
+    return ServerSettings.model_fields[name].default
 
 
 def batch_size(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from service.app import create_app
-    from service.config import Settings
+    from service.config import ServerSettings
 
-__all__ = ["Settings", "create_app"]
+__all__ = ["ServerSettings", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,8 +18,8 @@ def __getattr__(name: str) -> Any:
         from service.app import create_app
 
         return create_app
-    if name == "Settings":
-        from service.config import Settings
+    if name == "ServerSettings":
+        from service.config import ServerSettings
 
-        return Settings
+        return ServerSettings
     raise AttributeError(f"module 'service' has no attribute {name!r}")

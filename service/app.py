@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from service import errors
 from service.api import docs
 from service.api.main import api_router
-from service.config import Settings
+from service.config import ServerSettings
 from service.engine import Engine
 from service.middleware import BodyLimitMiddleware
 from service.security import ACCESS_LOGGER, AuthMiddleware, QueryStringRedactor
@@ -31,13 +31,13 @@ When the server has an API key, send it as `X-API-Key` or `Authorization: Bearer
 OPEN_PATHS = ("/health", "/ready")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """Build the app; its lifespan opens the data directory and loads the model in the background.
 
     Args:
         settings: the service settings (default: read from WHITENED_SEARCH_* variables).
     """
-    settings = settings or Settings()
+    settings = settings or ServerSettings()
     telemetry = Telemetry()
 
     @asynccontextmanager

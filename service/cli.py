@@ -53,7 +53,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from index.data_dir import DataDirBusy, DataDirLock
     from service.app import create_app
-    from service.config import Settings
+    from service.config import ServerSettings
     from service.protocol import guarded_h11
 
     overrides = {
@@ -68,7 +68,7 @@ def serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     try:
-        settings = Settings(**overrides)
+        settings = ServerSettings(**overrides)
     except ValidationError as exc:  # one line per problem, without pydantic's decoration
         problems = "; ".join(
             ".".join(str(part).upper() for part in error["loc"])
@@ -232,9 +232,9 @@ def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from service.config import Settings
+    from service.config import ServerSettings
 
-    settings = Settings()
+    settings = ServerSettings()
     url = args.url or os.environ.get(URL_VARIABLE)
     if not url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -249,9 +249,9 @@ def _client(args: argparse.Namespace) -> Client:
 def export_model(args: argparse.Namespace) -> int:
     """Export once, e.g. while building an image, so that no server pays for it at start."""
     from index.encoder import Encoder
-    from service.config import Settings
+    from service.config import ServerSettings
 
-    settings = Settings()
+    settings = ServerSettings()
     for backend in args.backend or BACKENDS[1:]:
         encoder = Encoder(settings.model, backend=backend, cache_dir=settings.model_cache_dir)
         print(f"{backend}: dimension {encoder.dimension}, files in {encoder.export_dir()}")
@@ -265,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whitened-search",
         description="Semantic search with a whitening-compressed FAISS index.",
-        epilog="Settings come from WHITENED_SEARCH_* environment variables (see the README); "
+        epilog="ServerSettings come from WHITENED_SEARCH_* environment variables (see the README); "
         "the API key from WHITENED_SEARCH_API_KEY, never from the command line.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

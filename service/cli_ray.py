@@ -15,7 +15,7 @@ from index.collection import Collection
 from index.data_dir import DataDirBusy, DataDirLock
 from index.errors import IndexError_
 from service.cli import CliError
-from service.config import Settings
+from service.config import ServerSettings
 
 
 def ingest_on_ray(
@@ -26,7 +26,7 @@ def ingest_on_ray(
     The server must not run on that directory meanwhile (its lock says so): a bulk load writes
     the collection's files itself. `serve` then serves the collection as usual.
     """
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    settings = ServerSettings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     root = Path(settings.data_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     lock = DataDirLock(root)

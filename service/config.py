@@ -25,7 +25,7 @@ large fixed cost (torch); ONNX Runtime has almost none, so a batch only adds pad
 MiB = 1024 * 1024
 
 
-class Settings(BaseSettings):
+class ServerSettings(BaseSettings):
     """Where the data lives, the defaults of new collections, limits, network and security."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="uvicorn's log level for `serve`.")
 
     @model_validator(mode="after")
-    def _no_unknown_variables(self) -> "Settings":
+    def _no_unknown_variables(self) -> "ServerSettings":
         """A misspelt variable (WHITENED_SEARCH_BACKNED=torch) would be ignored silently: the
         server refuses to start instead, naming the nearest setting."""
         known = {name.upper() for name in type(self).model_fields} | set(OTHER_PROGRAMS)

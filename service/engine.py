@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from index import Catalog
-from service.config import Settings
+from service.config import ServerSettings
 from service.jobs import JobRegistry
 from service.telemetry import Telemetry
 from service.usecases.collections import Collections
@@ -29,7 +29,7 @@ class Engine:
         telemetry: where request and encoding metrics go (a new one when None).
     """
 
-    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, settings: ServerSettings, telemetry: Telemetry | None = None) -> None:
         catalog = Catalog(  # locks the data directory
             Path(settings.data_dir).expanduser().resolve(),
             default_model=settings.model,

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import driver
 
-from service.config import Settings
+from service.config import ServerSettings
 from service.engine import Engine
 
 
@@ -19,7 +19,7 @@ class Embedded(driver.System):
     packages = ("whitened-search", "faiss-cpu", "sentence-transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
-        self.engine = Engine(Settings())
+        self.engine = Engine(ServerSettings())
         self.name = job["collection"]
         self.worker = ThreadPoolExecutor(1)
         self.split: list[tuple[float, float]] = []

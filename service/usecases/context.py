@@ -13,7 +13,7 @@ import numpy as np
 
 from index import Catalog, Collection, Encoder, InvalidInput, NotFitted, WhiteningKernel
 from service.batching import QueryBatcher
-from service.config import Settings
+from service.config import ServerSettings
 from service.jobs import JobRegistry
 from service.telemetry import Telemetry
 
@@ -28,7 +28,7 @@ RESCORE_CANDIDATES_PER_TOP_K = 10
 class Context:
     """The service's state, built once by `Engine` and handed to every use case."""
 
-    settings: Settings
+    settings: ServerSettings
     catalog: Catalog
     jobs: JobRegistry
     telemetry: Telemetry

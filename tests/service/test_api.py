@@ -14,7 +14,7 @@ from service_support import TOPICS, corpus, filler, wait_job, wait_ready
 from index import DEFAULT_MODEL_ID, Collection
 from index.metrics import ndcg_at_k
 from index.tuning import held_out_split
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 
 def make(client: TestClient, name: str, documents: list | None = None, **settings) -> dict:
@@ -425,14 +425,14 @@ def test_a_broken_collection_is_reported_and_the_others_serve(
     tmp_path: Path, damaged: str, reason: str
 ) -> None:
     Collection.initialise(tmp_path / "good", DEFAULT_MODEL_ID, 384)
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:  # a fitted "bad"
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:  # a fitted "bad"
         wait_ready(client)
         assert client.post("/collections", json={"name": "bad", "k": 8}).status_code == 201
         added = client.post("/collections/bad/documents", json={"documents": corpus()[:10]})
         assert added.status_code == 201 and added.json()["fitted"]
     for path in (tmp_path / "bad").glob(damaged):
         path.write_bytes(b"\0garbage" * 100)  # same name, damaged content
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with TestClient(create_app(ServerSettings(data_dir=tmp_path))) as client:
         ready = wait_ready(client)
         assert ready["status"] == "degraded" and list(ready["unavailable"]) == ["bad"]
         assert not ready["ready"] and client.get("/ready").status_code == 503

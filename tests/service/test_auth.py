@@ -9,14 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import LiveServer, wait_ready
 
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 KEY = "s3cret-Key_123"
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("auth"), api_key=KEY)
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("auth"), api_key=KEY)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         yield client

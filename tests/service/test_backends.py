@@ -6,11 +6,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from service_support import corpus, wait_ready
 
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 
 def _client(data_dir: Path, backend: str) -> TestClient:
-    return TestClient(create_app(Settings(data_dir=data_dir, backend=backend)))
+    return TestClient(create_app(ServerSettings(data_dir=data_dir, backend=backend)))
 
 
 def test_collections_take_only_backends_whose_vectors_compare(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import corpus, wait_ready
 
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 LIMIT = 20  # texts per request
 MAX_TOP_K = 50
@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(data_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(
+    settings = ServerSettings(
         data_dir=data_dir,
         max_texts_per_request=LIMIT,
         max_top_k=MAX_TOP_K,

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import LiveServer
 
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 KEY = "docs-Key_123"
 PAGES = ("/docs", "/redoc")
@@ -24,7 +24,7 @@ CONTENT_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """An app with an API key (the pages and their assets must not need it); the pages touch no
     collection, so the app's lifespan (the model, the data directory) is not started."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("docs"), api_key=KEY)
+    settings = ServerSettings(data_dir=tmp_path_factory.mktemp("docs"), api_key=KEY)
     yield TestClient(create_app(settings))
 
 
@@ -61,14 +61,14 @@ def test_docs_assets_keep_the_rest_behind_the_key(client: TestClient) -> None:
 
 
 def test_only_the_packaged_assets_are_served(tmp_path: Path) -> None:
-    client = TestClient(create_app(Settings(data_dir=tmp_path)))
+    client = TestClient(create_app(ServerSettings(data_dir=tmp_path)))
     for name in ("nothing.js", "..%2F__init__.py", "%2E%2E%2Fcore.py", "..%2F..%2Fapp.py"):
         response = client.get(f"/docs/assets/{name}")
         assert response.status_code == 404, (name, response.text[:200])
 
 
 def test_no_docs_when_they_are_off(tmp_path: Path) -> None:
-    client = TestClient(create_app(Settings(data_dir=tmp_path, docs=False)))
+    client = TestClient(create_app(ServerSettings(data_dir=tmp_path, docs=False)))
     for path in (*PAGES, "/openapi.json", "/docs/assets/swagger-ui-bundle.js"):
         assert client.get(path).status_code == 404, path
 
@@ -115,6 +115,6 @@ def browse(url: str, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_docs_behind_a_proxy_prefix_reference_assets_under_it(tmp_path: Path, page: str) -> None:
-    client = TestClient(create_app(Settings(data_dir=tmp_path)), root_path="/search")
+    client = TestClient(create_app(ServerSettings(data_dir=tmp_path)), root_path="/search")
     urls = references(client.get(page).text)
     assert urls and all(url.startswith("/search/") for url in urls), urls

@@ -25,7 +25,7 @@ from service_support import corpus, wait_ready
 
 from index.catalog import NAME_PATTERN
 from index.data_dir import LOCK_FILE
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 EXAMPLES = int(os.environ.get("WHITENED_TEST_FUZZ_EXAMPLES", "20"))
 KEY = "fuzz-key"  # the key is on: fuzzed requests send it, and must pass the middleware
@@ -42,7 +42,7 @@ SEEN: Counter[int] = Counter()  # status codes of every fuzzed request
 # directory; building touches no file: its lifespan, started by the fixture below, creates it.
 DATA_DIR = Path(tempfile.gettempdir()) / f"whitened-fuzz-{uuid.uuid4().hex}" / "data"
 APP = create_app(
-    Settings(
+    ServerSettings(
         data_dir=DATA_DIR,
         max_texts_per_request=8,
         max_top_k=50,

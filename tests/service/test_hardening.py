@@ -12,11 +12,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from service_support import ROOT, LiveServer, corpus, filler, wait_job, wait_ready
 
-from service import Settings, create_app
+from service import ServerSettings, create_app
 
 
 def app(data_dir: Path, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(data_dir=data_dir, **settings)))
+    return TestClient(create_app(ServerSettings(data_dir=data_dir, **settings)))
 
 
 def test_a_stored_spec_faiss_would_crash_on_makes_only_its_collection_unavailable(

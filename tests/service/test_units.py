@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import _filter_item, _parser
-from service.config import Settings
+from service.config import ServerSettings
 from service.sources import SourceError, read_documents
 from service.telemetry import Telemetry, render
 
@@ -158,16 +158,16 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("WHITENED_SEARCH_API_KEY", "k")
     monkeypatch.setenv("WHITENED_SEARCH_CORS_ORIGINS", "http://a.example, http://b.example")
     monkeypatch.setenv("WHITENED_SEARCH_ALLOWED_MODELS", '["/models/x"]')
-    settings = Settings()
+    settings = ServerSettings()
     assert settings.data_dir == tmp_path and settings.k == 128
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "k"
     assert settings.cors_origins == ["http://a.example", "http://b.example"]
     assert settings.allowed_models == ["/models/x"]
     monkeypatch.setenv("WHITENED_SEARCH_API_KEY", "")
-    assert Settings().api_key is None
+    assert ServerSettings().api_key is None
     monkeypatch.setenv("WHITENED_SEARCH_BETA", "nan")
     with pytest.raises(ValueError, match="finite"):
-        Settings()
+        ServerSettings()
 
 
 def test_prometheus_exposition() -> None:
@@ -211,20 +211,20 @@ def test_cli_arguments() -> None:
 
 
 def test_query_batching_defaults_to_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings(backend="torch").query_batch_seconds() == pytest.approx(0.002)
-    assert Settings(backend="onnx").query_batch_seconds() == 0.0
-    assert Settings(backend="onnx-int8", query_batch_ms=5).query_batch_seconds() == 0.005
+    assert ServerSettings(backend="torch").query_batch_seconds() == pytest.approx(0.002)
+    assert ServerSettings(backend="onnx").query_batch_seconds() == 0.0
+    assert ServerSettings(backend="onnx-int8", query_batch_ms=5).query_batch_seconds() == 0.005
     monkeypatch.setenv("WHITENED_SEARCH_QUERY_BATCH_MS", "")
-    assert Settings(backend="torch").query_batch_ms is None
+    assert ServerSettings(backend="torch").query_batch_ms is None
     with pytest.raises(ValueError, match="query_batch_ms"):
-        Settings(query_batch_ms=-1)
+        ServerSettings(query_batch_ms=-1)
 
 
 def test_a_misspelt_setting_is_refused_naming_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 13: WHITENED_SEARCH_BACKNED=torch was ignored silently (extra="ignore")."""
     monkeypatch.setenv("WHITENED_SEARCH_BACKNED", "torch")
     with pytest.raises(ValueError, match="did you mean WHITENED_SEARCH_BACKEND"):
-        Settings()
+        ServerSettings()
     monkeypatch.delenv("WHITENED_SEARCH_BACKNED")
     monkeypatch.setenv("WHITENED_SEARCH_URL", "http://127.0.0.1:9")  # the CLI's, not the server's
-    assert Settings().backend
+    assert ServerSettings().backend

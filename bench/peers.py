@@ -8,7 +8,7 @@ interleaved (ours, txtai, Chroma, ours, ...), each time from an empty directory,
 average recorded when it starts; `bench.peers_report` renders medians and spreads.
 
 Ours is the real HTTP service (`bench.live.LiveServer`) on its defaults (onnx encoder, k=128, SQ8,
-candidates re-scored by raw cosine), then refitted without re-encoding to k=d, Flat, no
+candidates re-scored by exact cosine), then refitted without re-encoding to k=d, Flat, no
 re-scoring (exact cosine), then that collection is queried in process (the service's Engine, no
 HTTP). txtai and Chroma run in their own virtual environments under bench/.peers/ (`--setup`
 creates them) through the drivers in bench/drivers/; a peer without one is skipped, and the
@@ -400,10 +400,20 @@ def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, dict[str, Any]]:
     return ingest_seconds, _check(client.get(f"/collections/{COLLECTION}"))
 
 
+def _rescoring(settings: dict[str, Any]) -> str:
+    """How the collection re-scores, as the table says it (the setting, not the old default)."""
+    space = settings["rescore"]
+    if space == "off":
+        return "no re-scoring"
+    if space == "kernel" and settings["beta"] == settings["gamma"] == 0:
+        return "candidates re-scored by kernel cosine (β=γ=0, all dimensions: raw cosine)"
+    return f"candidates re-scored by {space} cosine"
+
+
 def _serve(bench: Bench, client: httpx.Client, data_dir: Path) -> tuple[Result, Result]:
     ingest_seconds, info = _ingest(bench, client)
-    described = f"service defaults: k={info['k']}, {info['settings']['index_spec']}, " + (
-        "candidates re-scored by raw cosine" if info["settings"]["rescore"] else "no re-scoring"
+    described = f"service defaults: k={info['k']}, {info['settings']['index_spec']}, " + _rescoring(
+        info["settings"]
     )
     default = _query_pass(bench, client, described)
     default.ingest_seconds = ingest_seconds

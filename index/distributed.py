@@ -151,7 +151,7 @@ class _EncodeBatch:
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         vectors = self._encoder.encode(batch.column("text").to_pylist())
         column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
-        first = batch.column(POSITION).to_pylist()[0]
+        first = batch.column(POSITION)[0].as_py()
         table = batch.drop_columns([POSITION]).append_column("vector", column)
         path = self._directory / f"part-{first:012d}.parquet"
         aside = self._directory / f".{path.name}.{uuid.uuid4().hex[:8]}"

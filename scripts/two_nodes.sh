@@ -2,7 +2,8 @@
 # Two Ray "nodes" on this machine (a head and a worker of 1 CPU each), the CLI's `ingest --ray`
 # of the first N Reuters sentences on them, and the single-node CLI ingest of the same file
 # through a server; then both collections are queried with the next 200 sentences and compared.
-# Writes bench/results/two_nodes.json (rendered into docs/SCALING.md). Usage: bash scripts/two_nodes.sh [N] (default 20000).
+# Writes bench/results/two_nodes.json (rendered into docs/SCALING.md).
+# Usage: bash scripts/two_nodes.sh [N] (default 20000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}

@@ -102,6 +102,15 @@ class _Fields:
         return "+".join(self.text)
 
 
+def _set_id(document: dict[str, Any], value: Any, field: str, where: str) -> None:
+    """A given id (a string or an integer, as text) replaces the FILE:LINE one."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise SourceError(f"{where}: {field} must be a string or an integer")
+    document["id"] = str(value)
+
+
 def _jsonl(path: Path, lines: Any, fields: _Fields) -> list[dict[str, Any]]:
     known = {fields.id, *fields.text, "metadata"}
     documents = []
@@ -126,11 +135,7 @@ def _jsonl(path: Path, lines: Any, fields: _Fields) -> list[dict[str, Any]]:
         if text is None or not any(name in record for name in fields.text):
             raise SourceError(f"{where}: {fields.text_name} must be a string")
         document: dict[str, Any] = {"id": f"{path.name}:{number}", "text": text}
-        doc_id = record.get(fields.id)
-        if doc_id is not None:
-            if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-                raise SourceError(f"{where}: {fields.id} must be a string or an integer")
-            document["id"] = str(doc_id)
+        _set_id(document, record.get(fields.id), fields.id, where)
         if record.get("metadata") is not None:
             if not isinstance(record["metadata"], dict):
                 raise SourceError(f"{where}: metadata must be an object")
@@ -196,11 +201,7 @@ def _parquet(path: Path, fields: _Fields) -> list[dict[str, Any]]:
         if text is None:
             raise SourceError(f"{where}: the {fields.text_name} column is not text")
         document: dict[str, Any] = {"id": f"{path.name}:{number}", "text": text}
-        doc_id = row.pop(fields.id, None)
-        if doc_id is not None:
-            if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-                raise SourceError(f"{where}: {fields.id} must be a string or an integer")
-            document["id"] = str(doc_id)
+        _set_id(document, row.pop(fields.id, None), fields.id, where)
         metadata = {key: value for key, value in row.items() if value is not None}
         for key, value in metadata.items():
             if not isinstance(value, str | int | float | bool):

@@ -31,7 +31,7 @@ class Collections:
 
     def _check_model_allowed(self, model: str) -> None:
         settings = self._context.settings
-        default = self._context.catalog.encoder().model_id
+        default = self._context.default_model_id()
         allowed = {default, DEFAULT_MODEL_ID, *settings.allowed_models}
         if settings.model is not None:
             allowed.add(settings.model)

@@ -35,6 +35,10 @@ class Context:
     _batchers: dict[Encoder, QueryBatcher] = field(default_factory=dict)
     _lock_batchers: threading.Lock = field(default_factory=threading.Lock)
 
+    def default_model_id(self) -> str:
+        """The id of the model collections get when they name none."""
+        return self.catalog.encoder().model_id
+
     def check_count(self, n: int, what: str) -> None:
         """At most max_texts_per_request texts, documents, ids or pairs in one request."""
         limit = self.settings.max_texts_per_request

@@ -34,7 +34,7 @@ class Operations:
             unavailable = catalog.open_all()
             for name, error in unavailable.items():
                 logger.error("collection %s is unavailable: %s", name, error)
-            models = [self._default_model_id()]
+            models = [self._context.default_model_id()]
             for name in catalog.names():
                 if name not in unavailable:
                     try:
@@ -55,7 +55,7 @@ class Operations:
         catalog = self._context.catalog
         done = self.startup.done.is_set()
         models = dict(self.startup.models)
-        default_loaded = models.get(self._default_model_id()) == "loaded"
+        default_loaded = models.get(self._context.default_model_id()) == "loaded"
         unavailable = {  # a repaired or deleted one leaves it; /ready is open: no paths
             name: catalog.redact(reason) for name, reason in catalog.unavailable().items()
         }
@@ -119,6 +119,3 @@ class Operations:
                 [Sample(f"{PREFIX}_ready", {}, ready["ready"])],
             ),
         ]
-
-    def _default_model_id(self) -> str:
-        return self._context.catalog.encoder().model_id

@@ -13,6 +13,7 @@ See docs/SCALING.md.
 """
 
 import hashlib
+import itertools
 import json
 import shutil
 import uuid
@@ -28,8 +29,8 @@ import pyarrow.parquet as pq
 from index.collection import Collection
 from index.documents import Document, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder
-from index.errors import InvalidInput
-from index.kernel import WhiteningKernel
+from index.errors import InvalidInput, NotEnoughData
+from index.kernel import Statistics, WhiteningKernel
 from index.snapshots import Settings
 
 BLOCKS_PER_ACTOR = 4
@@ -210,8 +211,14 @@ def encode(table: pa.Table, directory: Path, options: EncodeOptions) -> Encoded:
     return encoded
 
 
+STATISTICS_IN_FLIGHT = 32
+"""Statistics tasks at a time: each answer is d² float64 (1.2 MB at d=384), summed as it
+arrives, so the driver and the object store hold a bounded number, not one per file."""
+
+
 def statistics(encoded: Encoded) -> WhiteningKernel:
-    """n, Σx and Σxᵀx over every vector of the output, one Ray task per Parquet file, summed.
+    """n, Σx and Σxᵀx over every vector of the output, one Ray task per Parquet file, summed,
+    and derived once.
 
     The result is a kernel with β=γ=0 and all d dimensions; `Collection.fit_statistics` derives
     the collection's own β, γ, k from it.
@@ -219,14 +226,21 @@ def statistics(encoded: Encoded) -> WhiteningKernel:
     import ray
 
     partial = ray.remote(_file_statistics)
-    total = WhiteningKernel()
-    for part in ray.get([partial.remote(str(path)) for path in _files(Path(encoded.directory))]):
-        total.merge(part)
-    return total
+    paths = iter(_files(Path(encoded.directory)))
+    pending = [partial.remote(str(path)) for path in itertools.islice(paths, STATISTICS_IN_FLIGHT)]
+    total: Statistics | None = None
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        part: Statistics = ray.get(done[0])
+        total = part if total is None else total + part
+        pending += [partial.remote(str(path)) for path in itertools.islice(paths, 1)]
+    if total is None:
+        raise NotEnoughData(f"{encoded.directory} holds no vectors to fit a kernel on")
+    return WhiteningKernel().merge(total)
 
 
-def _file_statistics(path: str) -> WhiteningKernel:
-    return WhiteningKernel().partial_fit(_vectors(pq.read_table(path, columns=["vector"])))
+def _file_statistics(path: str) -> Statistics:
+    return Statistics.of(_vectors(pq.read_table(path, columns=["vector"])))
 
 
 def batches(encoded: Encoded) -> Iterator[tuple[list[Document], np.ndarray]]:

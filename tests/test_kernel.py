@@ -12,7 +12,7 @@ from index.errors import (
     NotFitted,
     StorageError,
 )
-from index.kernel import EIGEN_FLOOR
+from index.kernel import EIGEN_FLOOR, Statistics
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -68,6 +68,18 @@ def test_merge_of_split_fits_equals_one_shot(X: np.ndarray) -> None:
     merged = left.merge(right)
     whole = WhiteningKernel(1, 1, 10).fit(X)
     assert np.allclose(merged.transform(X), whole.transform(X), atol=1e-5)
+
+
+def test_summed_statistics_derive_once_to_the_one_shot_fit(X: np.ndarray) -> None:
+    parts = [Statistics.of(block) for block in np.array_split(X, 7)]
+    total = sum(parts[1:], parts[0])
+    whole = WhiteningKernel(1, 1, 10).fit(X)
+    merged = WhiteningKernel(1, 1, 10).merge(total)
+    assert merged.n_samples_seen_ == len(X)
+    assert np.allclose(merged.sum_sq_, whole.sum_sq_, rtol=1e-12)
+    assert np.allclose(merged.transform(X), whole.transform(X), atol=1e-5)
+    with pytest.raises(InvalidHyperparameters, match="dimension 8 into statistics of dimension"):
+        total + Statistics.of(X[:, :8])
 
 
 def test_refit_equals_fresh_fit_without_the_data(X: np.ndarray) -> None:

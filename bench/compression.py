@@ -84,7 +84,7 @@ def reuters(ctx: context.RunContext, n_docs: int) -> Path:
             Path(folder) / "reuters",
             ctx.encoder.model_id,
             vectors.shape[1],
-            CollectionSettings(k=128),
+            CollectionSettings(),
         )
         started = time.perf_counter()
         stored.store(collection, [str(i) for i in range(len(texts))], texts, vectors)

@@ -152,7 +152,7 @@ class Collection:
     ) -> None:
         """Write the manifest of an empty collection into a new directory `path`."""
         path = Path(path)
-        settings = settings or Settings()
+        settings = settings or Settings().for_dimension(dimension)
         if settings.k is not None and settings.k > dimension:
             raise InvalidInput(f"k={settings.k} is larger than the model dimension d={dimension}")
         VectorIndex(settings.k or dimension, settings.index_spec)  # reject a bad spec now

@@ -38,13 +38,21 @@ class Settings:
     """What a collection's next fit uses (kernel hyperparameters, FAISS index spec) and how its
     searches re-score candidates by default (`index.rescoring`: "off", "raw" or "kernel" at
     `rescore_k` dimensions, None: every meaningful one; `candidates` per query, None: a few
-    per requested hit). The one options object that create, fit, tune and query pass along."""
+    per requested hit). The one options object that create, fit, tune and query pass along.
+
+    Its defaults are the project's, for the library and the server alike (the server's
+    WHITENED_SEARCH_* settings start from them): a rotation (β=γ=0) to k=128 dimensions in an
+    SQ8 index, candidates re-scored by exact cosine in the kernel's space, which for a rotation
+    at every dimension is raw cosine. 128 bytes a vector kept SciFact's nDCG@10 to the second
+    decimal (bench/results/served_bytes_scifact.md). A model of fewer than 128 dimensions keeps
+    all of them (`for_dimension`).
+    """
 
     beta: float = 0.0
     gamma: float = 0.0
-    k: int | None = None
-    index_spec: str = "Flat"
-    rescore: str = "off"
+    k: int | None = 128
+    index_spec: str = "SQ8"
+    rescore: str = "kernel"
     rescore_k: int | None = None
     candidates: int | None = None
 
@@ -61,6 +69,11 @@ class Settings:
                 raise InvalidInput(f"{name} must be a positive integer or None, got {value!r}")
         if not isinstance(self.index_spec, str) or not self.index_spec.strip():
             raise InvalidInput(f"index_spec must be a non-empty string, got {self.index_spec!r}")
+
+    def for_dimension(self, dimension: int) -> "Settings":
+        """These settings for a model of `dimension`: a k above it becomes the dimension (for
+        defaults; a k asked for explicitly is checked by `Collection.initialise` instead)."""
+        return self if self.k is None or self.k <= dimension else replace(self, k=dimension)
 
     def updated(self, **changes: Any) -> "Settings":
         """These settings with every one of `changes` applied, so a refit can also go back to a

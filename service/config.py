@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend
 from index.snapshots import Settings as CollectionSettings
 
+DEFAULTS = CollectionSettings()
+"""The library's collection defaults: the server's start from them (one owner)."""
+
 ENV_PREFIX = "WHITENED_SEARCH_"
 OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker compose runs"}
 """Variables of the prefix read by the product's other programs, not by the server."""
@@ -44,16 +47,22 @@ class ServerSettings(BaseSettings):
         "model is always allowed). Empty: only the default, so clients cannot make the server "
         "load or download arbitrary models.",
     )
-    beta: float = Field(0.0, allow_inf_nan=False, description="Default β of new collections.")
-    gamma: float = Field(0.0, allow_inf_nan=False, description="Default γ of new collections.")
+    beta: float = Field(
+        DEFAULTS.beta, allow_inf_nan=False, description="Default β of new collections."
+    )
+    gamma: float = Field(
+        DEFAULTS.gamma, allow_inf_nan=False, description="Default γ of new collections."
+    )
     k: int | None = Field(
-        128,
+        DEFAULTS.k,
         ge=1,
         description="Default k of new collections (capped at the model's dimension; None: d).",
     )
-    index_spec: str = Field("SQ8", min_length=1, description="Default FAISS factory spec.")
+    index_spec: str = Field(
+        DEFAULTS.index_spec, min_length=1, description="Default FAISS factory spec."
+    )
     rescore: Literal["off", "raw", "kernel"] = Field(
-        "kernel",
+        DEFAULTS.rescore,
         description="How new collections re-score the index's candidates by default: `kernel` "
         "(exact cosine through the collection's kernel at `rescore_k` dimensions: what β, γ "
         "define; with β=γ=0 and all dimensions it is raw cosine), `raw` (the model's cosine) "
@@ -136,15 +145,15 @@ class ServerSettings(BaseSettings):
         self, dimension: int, given: Mapping[str, Any] | None = None
     ) -> CollectionSettings:
         """A new collection's settings: those `given`, else this server's defaults (a default
-        k above the model's `dimension` becomes the dimension). The one place of that rule, for
+        k above the model's `dimension` becomes the dimension: `Settings.for_dimension`), for
         collections created over HTTP and by `ingest --ray` alike."""
         defaults = CollectionSettings(
             beta=self.beta,
             gamma=self.gamma,
-            k=None if self.k is None else min(self.k, dimension),
+            k=self.k,
             index_spec=self.index_spec,
             rescore=self.rescore,
-        )
+        ).for_dimension(dimension)
         return defaults.updated(**(given or {}))
 
     def query_batch_seconds(self) -> float:

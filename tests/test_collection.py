@@ -36,8 +36,10 @@ def _docs(texts: list[str], start: int = 0) -> list[Document]:
 
 @pytest.fixture
 def collection(tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors) -> Collection:
+    # the index's own scores: cosines of the kernel vectors (the defaults re-score them)
+    settings = Settings(k=64, index_spec="Flat", rescore="off")
     created = Collection.create(
-        tmp_path / "c", encoder.model_id, encoder.dimension, Settings(k=64), encoder
+        tmp_path / "c", encoder.model_id, encoder.dimension, settings, encoder
     )
     created.add_vectors(_docs(corpus), corpus_vectors)
     return created

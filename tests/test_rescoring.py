@@ -59,7 +59,7 @@ def test_candidates_are_checked(synthetic) -> None:
 
 def test_collection_rescoring_is_a_per_query_option(tmp_path, corpus_vectors) -> None:
     texts = [f"document {i}" for i in range(len(corpus_vectors))]
-    c = Collection.create(tmp_path / "c", "m", 384, Settings(k=32, index_spec="SQ8"))
+    c = Collection.create(tmp_path / "c", "m", 384, Settings(k=32, rescore="off"))
     c.add_vectors([Document(t, id=str(i)) for i, t in enumerate(texts)], corpus_vectors)
     plain = c.search_vectors(corpus_vectors[:3], top_k=5)
     rescored = c.search_vectors(corpus_vectors[:3], top_k=5, rescore=True, candidates=60)

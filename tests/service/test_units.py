@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from index.collection import Collection
+from index.snapshots import Settings
 from service.cli import _filter_item, _parser
 from service.config import ServerSettings
 from service.sources import SourceError, read_documents
@@ -168,6 +170,14 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("WHITENED_SEARCH_BETA", "nan")
     with pytest.raises(ValueError, match="finite"):
         ServerSettings()
+
+
+def test_server_and_library_share_one_default_per_collection_setting(tmp_path: Path) -> None:
+    """Issue 13: the server's collection defaults are the library's, k capped for small models."""
+    assert ServerSettings().collection_settings(384) == Settings()
+    small = ServerSettings().collection_settings(64)
+    Collection.create(tmp_path / "c", "m", 64)
+    assert small == Settings(k=64) == Collection(tmp_path / "c").manifest.settings
 
 
 def test_prometheus_exposition() -> None:

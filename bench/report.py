@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MiB = 1024 * 1024
 
@@ -173,6 +175,13 @@ class Timings:
 
     def markdown(self) -> str:
         return ", ".join(f"{name} {format_seconds(s)}" for name, s in self.seconds.items())
+
+
+def percentiles(ms: Sequence[float]) -> dict[str, float]:
+    """p50, p95, p99, mean and count of timings in ms: the summary the speed figures keep."""
+    values = np.asarray(ms, dtype=np.float64)
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"p50": p50, "p95": p95, "p99": p99, "mean": values.mean(), "n": len(values)}
 
 
 def format_seconds(seconds: float) -> str:

@@ -1,0 +1,96 @@
+"""Running a system's driver: bench/drivers/<name>_driver.py in its own environment, on a job.
+
+A driver gets a JSON job (model, chunk, queries, where to work) and writes its rankings and
+timings back; the peers run theirs in their own virtual environment, ours in this one
+(bench.peers_ours), so every system is timed by the same kind of process.
+"""
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.peers_data import CHUNK, TOP_K, WARMUP, Bench, Result, score
+from bench.peers_env import Peer
+from index.collection import disk_bytes
+
+log = logging.getLogger(__name__)
+
+DRIVERS = Path(__file__).resolve().parent / "drivers"
+
+
+def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -> list[Result]:
+    """Ingest, query and measure one peer in its own environment, from a fresh directory."""
+    workdir = work / peer.name
+    documents = bench.write_documents(work.parent / "documents.jsonl")
+    job: dict[str, Any] = {"workdir": str(workdir), "documents": str(documents)}
+    log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
+    env = dict(os.environ)
+    if peer.chroma_model:
+        env["HOME"] = str(peer.user_home(args.peers_dir))
+    figures = run_driver(bench, peer.driver, str(peer.python(args.peers_dir)), job, work, env)
+    size = disk_bytes(workdir)
+    results = []
+    for setting in figures["settings"]:
+        results.append(
+            score(
+                bench,
+                Result(
+                    system=peer.name,
+                    setting=setting["setting"],
+                    documents=len(bench.beir.doc_ids),
+                    rankings=setting["rankings"],
+                    seconds=setting["seconds"],
+                    peak_rss_bytes=figures["peak_rss_bytes"],
+                    disk_bytes=size,
+                    ingest_seconds=None if results else figures.get("ingest_seconds"),
+                    notes={"versions": figures["versions"]},
+                ),
+            )
+        )
+    return results
+
+
+def run_driver(
+    bench: Bench,
+    driver: str,
+    python: str,
+    job: dict[str, Any],
+    work: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run bench/drivers/<driver>_driver.py with `python` on a job; its result, or why it failed."""
+    job = {
+        "model": bench.model,
+        "chunk": CHUNK,
+        "top_k": TOP_K,
+        "warmup": WARMUP,
+        "queries": bench.queries,
+        **job,
+    }
+    work.mkdir(parents=True, exist_ok=True)
+    job_path, result_path = work / f"{driver}-job.json", work / f"{driver}-result.json"
+    job_path.write_text(json.dumps(job), encoding="utf-8")
+    env = {
+        **(os.environ if env is None else env),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    logged = work / f"{driver}.log"
+    command = [python, str(DRIVERS / f"{driver}_driver.py"), str(job_path), str(result_path)]
+    started = time.perf_counter()
+    with logged.open("wb") as output:
+        status = subprocess.run(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=3600, check=False
+        ).returncode
+    if status != 0:
+        tail = logged.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{driver} driver exited with status {status}:\n{tail}")
+    log.info("%s: done in %s", driver, report.format_seconds(time.perf_counter() - started))
+    return json.loads(result_path.read_text(encoding="utf-8"))

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "load": "bench.load",
     "render": "bench.render",
     "distributed": "bench.distributed",
+    "statistics": "bench.statistics",
     "tuned": "bench.served_tuning",
 }
 MEASURES_NOTHING = {"render"}
@@ -35,6 +36,7 @@ DESCRIPTIONS = {
     "load": "queries/s, p50/p99, errors and server memory under load while ingest jobs run",
     "render": "rewrite the tables of README.md and bench/README.md from bench/results/*.json",
     "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
+    "statistics": "the kernel statistics' costs: per vector, per merge, per derivation",
     "tuned": "tune over HTTP, apply, and what the collection serves on examples never chosen on",
 }
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench import data, distributed_report, live, report, speed
+from bench import data, distributed_report, live, report, speed_http
 from index import distributed
 from index.encoder import Encoder
 from index.snapshots import Settings
@@ -81,7 +81,7 @@ def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
         server = live.LiveServer(work / "data", work / "server.log").start()
         try:
             with httpx.Client(base_url=server.url, timeout=600) as client:
-                result = speed.ingest(client, corpus, poll=0.1)
+                result = speed_http.ingest(client, corpus, poll=0.1)
         finally:
             server.close()
         return {"seconds": result["seconds"], "docs_per_second": result["docs_per_second"]}
@@ -96,7 +96,7 @@ def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
     kernel = distributed.statistics(encoded)
     root = work / "data"
     root.mkdir()
-    distributed.create_and_load(root, "news", encoded, kernel, Settings(k=128)).close()
+    distributed.create_and_load(root, "news", encoded, kernel, Settings()).close()
     seconds = time.perf_counter() - started
     parquet = sum(path.stat().st_size for path in (work / "out").glob("*.parquet"))
     return {

@@ -131,3 +131,51 @@ def _parquet(figures: dict[str, Any]) -> float:
         for p in figures["passes"]
         if "parquet_bytes_per_document" in p
     )
+
+
+PLANNED_DOCUMENTS = 100_000_000
+HOURS = 24
+
+
+def plan(distributed: dict[str, Any], encoders: dict[str, Any], costs: dict[str, Any]) -> str:
+    """The 100-million-document plan, computed from the committed measurements: the encode rate
+    per core (sentences: one bare process of one thread, `distributed.json`; abstracts: the onnx
+    backend on all cores, `encoders.json`, divided by the cores), the statistics' costs
+    (`statistics.json`) and the Parquet bytes per sentence."""
+    sentences = medians(distributed)["bare-1"]
+    onnx = next(row for row in encoders["rows"] if row["backend"] == "onnx")
+    abstracts = statistics.median(onnx["abstracts"]) / distributed["cores"]
+    n = PLANNED_DOCUMENTS
+    block = costs["block_seconds"]["median"] / costs["block_rows"]
+    files = -(-n // costs["block_rows"])
+    hours = {"sentences": n / sentences / 3600, "abstracts": n / abstracts / 3600}
+    kinds = ("sentences", "abstracts")
+    rows = [
+        ["encode rate per core, docs/s", f"{sentences:.0f}", f"{abstracts:.0f}"],
+        [f"encode, core-hours for {n:,} documents", *(f"{hours[k]:,.0f}" for k in kinds)],
+        [f"cores for a {HOURS}-hour ingest", *(f"{hours[k] / HOURS:,.0f}" for k in kinds)],
+        [
+            f"statistics of the blocks ({block * 1e6:.1f} µs per vector), core-hours",
+            *[f"{n * block / 3600:.2f}"] * 2,
+        ],
+        [
+            f"sums on the driver ({files:,} files of {costs['block_rows']:,}), seconds",
+            *[f"{files * costs['sum_seconds']['median']:.1f}"] * 2,
+        ],
+        ["the derivation (once), seconds", *[f"{costs['derive_seconds']['median']:.3f}"] * 2],
+        [
+            "Parquet output",
+            f"{_parquet(distributed):,.0f} bytes per sentence: "
+            f"{n * _parquet(distributed) / 1e9:,.0f} GB",
+            f"{4 * costs['dimension']:,} bytes of vector + the text",
+        ],
+    ]
+    return "\n".join(
+        [
+            f"From `bench/results/distributed.json`, `encoders.json` and `statistics.json` "
+            f"(d = {costs['dimension']}, one core per encoder thread; abstracts per core: the "
+            f"{distributed['cores']}-core onnx figure divided by {distributed['cores']}):",
+            "",
+            report.markdown_table(["", "short sentences", "abstracts (≈ 256 tokens)"], rows),
+        ]
+    )

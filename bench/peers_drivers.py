@@ -17,7 +17,7 @@ from typing import Any
 from bench import report
 from bench.peers_data import CHUNK, TOP_K, WARMUP, Bench, Result, score
 from bench.peers_env import Peer
-from index.collection import disk_bytes
+from index.report import disk_bytes
 
 log = logging.getLogger(__name__)
 

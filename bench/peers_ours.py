@@ -21,7 +21,7 @@ from bench.live import LiveServer, wait_job
 from bench.peers_data import TOP_K, WARMUP, Bench, Result, score
 from bench.peers_drivers import run_driver
 from bench.speed_http import server_timing
-from index.collection import disk_bytes
+from index.report import disk_bytes
 from service.config import ENV_PREFIX
 
 log = logging.getLogger(__name__)

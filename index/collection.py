@@ -10,23 +10,28 @@ A write stores documents in one SQLite transaction, then updates the in-memory i
 is saved by `fit` and `checkpoint`; on open it is reconciled with the documents (rows added since
 the snapshot are transformed and added, rows deleted since are removed), so a crash at any moment
 loses nothing that a write returned for and never shows half a write.
+
+Searches are `index.search`, describe and the compression report `index.report`; what stays
+here (writes, recovery, the fit policy, about 470 lines) is one class because those share the
+write lock and replace the fitted kernel and index as one pair: apart, each would reach into
+the others' state.
 """
 
-import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index import compression, rescoring
+from index import compression, report, search
 from index.documents import Document, DocumentStore, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, check_backend, require_compatible
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
+from index.search import Answer, Fitted, Hit
 from index.snapshots import (
     Manifest,
     Settings,
@@ -51,17 +56,6 @@ serve the whole corpus."""
 
 
 @dataclass(frozen=True)
-class Hit:
-    """A search result; `score_kind` says what `score` is (see VectorIndex and rescoring)."""
-
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
-    score_kind: str = "cosine"
-
-
-@dataclass(frozen=True)
 class WriteResult:
     """What a write did; `fitted` says whether it (re)fitted the kernel, `fit_error` why a
     collection without a kernel still has none."""
@@ -74,31 +68,6 @@ class WriteResult:
     fit_error: str | None = None
     ids: tuple[str, ...] = ()
     """The written documents' ids, in order (generated ones included)."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Hits per query, and `fitted_at` of the one kernel (with its index) that produced them."""
-
-    hits: list[list[Hit]]
-    fitted_at: str | None
-
-
-@dataclass(frozen=True)
-class _Fitted:
-    """The kernel and index that answer queries; replaced as a pair, never edited apart."""
-
-    kernel: WhiteningKernel
-    index: VectorIndex
-    rescorer: WhiteningKernel
-    """The kernel at the settings' rescore_k: kernel-space re-scoring compares through it."""
-    fitted_at: str | None = None  # the manifest's, when the kernel was fitted: its identity
-
-    @classmethod
-    def of(
-        cls, kernel: WhiteningKernel, index: VectorIndex, settings: Settings, at: str | None
-    ) -> "_Fitted":
-        return cls(kernel, index, rescoring.rescoring_kernel(kernel, settings.rescore_k), at)
 
 
 class Collection:
@@ -121,7 +90,7 @@ class Collection:
         self._store = DocumentStore(self.path / DOCUMENTS_FILE, self.manifest.dimension)
         self._write_lock = threading.RLock()
         self._index_lock = threading.Lock()
-        self._fitted: _Fitted | None = None
+        self._fitted: Fitted | None = None
         self._unsaved = False  # the in-memory index holds writes its snapshot does not
         self.fit_error: str | None = None
         """Why the collection has no kernel although it holds documents (None otherwise)."""
@@ -287,42 +256,16 @@ class Collection:
         **overrides: Any,
     ) -> Answer:
         """`search_vectors`, and which kernel answered (the service reports it per response)."""
-        fitted = self._require_fitted()
-        raw = as_matrix(vectors, self.manifest.dimension, "vectors")
-        settings = self.manifest.settings.search(**overrides)
-        rescorer = (
-            fitted.rescorer
-            if settings.rescore_k == self.manifest.settings.rescore_k
-            else rescoring.rescoring_kernel(fitted.kernel, settings.rescore_k)
-        )
-        candidates = (
-            settings.candidates
-            if overrides.get("candidates") is not None
-            else rescoring.floor_candidates(settings.candidates, top_k)
-        )
-        allowed = None if where is None else self._store.matching(where)
-        scores, rows, kind = rescoring.search(
-            fitted.kernel,
-            fitted.index,
-            raw,
+        return search.answer(
+            self._require_fitted(),
+            self._store,
+            self.manifest.settings,
+            vectors,
             top_k,
-            allowed=allowed,
-            raw_lookup=None if settings.rescore == "off" else self._store.vectors,
-            space=settings.rescore,
-            rescorer=rescorer,
-            candidates=candidates,
-            index_lock=self._index_lock,
+            where,
+            overrides,
+            self._index_lock,
         )
-        documents = self._store.by_rows(rows[rows >= 0].tolist())
-        hits = [
-            [
-                Hit(doc.id, float(score), doc.text, doc.metadata, kind)
-                for score, row in zip(query_scores, query_rows, strict=True)
-                if (doc := documents.get(int(row))) is not None
-            ]
-            for query_scores, query_rows in zip(scores, rows, strict=True)
-        ]
-        return Answer(hits, fitted.fitted_at)
 
     def transform(self, vectors: Any) -> np.ndarray:
         """Raw vectors of this collection's model through its kernel."""
@@ -360,60 +303,17 @@ class Collection:
         relevant: Sequence[Mapping[str, float]] | None = None,
         **options: Any,
     ) -> compression.CompressionReport:
-        """`index.compression.report` on this collection's kernel and stored raw vectors.
-
-        Re-scored rows re-score as this collection does (its space, rescore_k and candidates,
-        unless `options` say otherwise); `relevant` names documents by id; other options pass
-        through (ks, specs, rescore...).
-        """
-        fitted = self._require_fitted()
-        settings = self.manifest.settings
-        served = {
-            "space": "kernel" if settings.rescore == "off" else settings.rescore,
-            "rescore_k": settings.rescore_k,
-            "candidates": settings.candidates,
-        }
-        options = served | {key: value for key, value in options.items() if value is not None}
-        rows, raw = self._store.vectors()
-        if relevant is not None:
-            wanted = sorted({doc_id for judged in relevant for doc_id in judged})
-            row_of = {doc.id: doc.row for doc in self._store.get(wanted)}
-            relevant = [{row_of[i]: grade for i, grade in judged.items()} for judged in relevant]
-        return compression.report(
-            fitted.kernel, rows, raw, queries=queries, relevant=relevant, **options
-        )
+        """What each (k, index, re-scoring) would cost and keep: `report.compression_report`."""
+        return report.compression_report(self, queries, relevant, **options)
 
     def describe(self) -> dict[str, Any]:
-        fitted = self._fitted
-        settings = self.manifest.settings
-        info: dict[str, Any] = {
-            "name": self.name,
-            "model_id": self.manifest.model_id,
-            "backend": self.manifest.backend,
-            "dimension": self.manifest.dimension,
-            "count": self.count(),
-            "settings": asdict(settings),
-            "fitted": fitted is not None,
-            "fit_error": self.fit_error,
-            "fitted_at": self.manifest.fitted_at,
-            "created_at": self.manifest.created_at,
-            "raw_bytes_per_vector": 4 * self.manifest.dimension,
-        }
-        if fitted is not None:
-            k = fitted.kernel.k_
-            info |= {
-                "k": k,
-                "rescore_k_effective": fitted.rescorer.k_,
-                "fitted_on": fitted.kernel.n_samples_seen_,
-                "refit_due": self.refit_due,
-                "indexed": fitted.index.ntotal,
-                "explained_energy": float(fitted.kernel.explained_energy_[k - 1]),
-                "rank": fitted.kernel.rank_,
-            }
-            info["index_bytes_per_vector"] = fitted.index.saved_bytes_per_vector
-        count = info["count"]
-        info["disk_bytes_per_document"] = disk_bytes(self.path) / count if count else None
-        return info
+        """Counts, model, settings, kernel and index figures: `index.report.describe`."""
+        return report.describe(self)
+
+    @property
+    def fitted(self) -> Fitted | None:
+        """The kernel and index serving now (None before the first fit), as one pair."""
+        return self._fitted
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -511,13 +411,13 @@ class Collection:
         kernel = kernel.fit(vectors) if statistics is None else kernel.merge(statistics)
         index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
         manifest = replace(self.manifest, settings=settings, fitted_at=now())
-        self._switch(manifest, _Fitted.of(kernel, index, settings, manifest.fitted_at))
+        self._switch(manifest, Fitted.of(kernel, index, settings, manifest.fitted_at))
 
     def _build_index(self, kernel: WhiteningKernel, spec: str) -> VectorIndex:
         rows, vectors = self._store.vectors()
         return VectorIndex.build(kernel.k_, spec, kernel.transform(vectors), rows)
 
-    def _switch(self, manifest: Manifest, fitted: _Fitted) -> None:
+    def _switch(self, manifest: Manifest, fitted: Fitted) -> None:
         """Save `fitted` as a snapshot, point the manifest at it, then serve it."""
         snapshot = write_snapshot(self.path, fitted.kernel, fitted.index)
         manifest = replace(manifest, snapshot=snapshot)
@@ -539,7 +439,7 @@ class Collection:
         indexed = index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        self._fitted = _Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
+        self._fitted = Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
         missing_rows, vectors = self._store.vectors(missing)
         self._update_index(stale, missing_rows, vectors)
         if len(stale) or len(missing):
@@ -557,23 +457,12 @@ class Collection:
         """The kernel, or NotFitted saying why there is none and what to do."""
         return self._require_fitted().kernel
 
-    def _require_fitted(self) -> _Fitted:
+    def _require_fitted(self) -> Fitted:
         fitted = self._fitted
         if fitted is None:
             reason = self.fit_error or "add at least 2 documents, or fit it"
             raise NotFitted(f"collection {self.name} has no kernel yet: {reason}")
         return fitted
-
-
-def disk_bytes(directory: Path) -> int:
-    """Bytes of every file under `directory` (what describe reports per document, and what the
-    peers benchmark measures for every system); files a concurrent write replaces are skipped."""
-    total = 0
-    for path in directory.rglob("*"):
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file():
-                total += path.stat().st_size
-    return total
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

@@ -1,0 +1,109 @@
+"""A collection's search: filter → index → re-score → documents, against one fitted pair.
+
+Apart from `collection.py` (writes, recovery, the fit policy) because a search only reads: it
+takes the kernel and index that were serving when it started (`Fitted`, replaced as a whole by
+a refit, never edited apart) and the document store, and never waits for a writer.
+"""
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from index import rescoring
+from index.documents import DocumentStore
+from index.kernel import WhiteningKernel
+from index.snapshots import Settings
+from index.validation import as_matrix
+from index.vector_index import VectorIndex
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result; `score_kind` says what `score` is (see VectorIndex and rescoring)."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    score_kind: str = "cosine"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Hits per query, and `fitted_at` of the one kernel (with its index) that produced them."""
+
+    hits: list[list[Hit]]
+    fitted_at: str | None
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The kernel and index that answer queries; replaced as a pair, never edited apart."""
+
+    kernel: WhiteningKernel
+    index: VectorIndex
+    rescorer: WhiteningKernel
+    """The kernel at the settings' rescore_k: kernel-space re-scoring compares through it."""
+    fitted_at: str | None = None  # the manifest's, when the kernel was fitted: its identity
+
+    @classmethod
+    def of(
+        cls, kernel: WhiteningKernel, index: VectorIndex, settings: Settings, at: str | None
+    ) -> "Fitted":
+        return cls(kernel, index, rescoring.rescoring_kernel(kernel, settings.rescore_k), at)
+
+
+def answer(
+    fitted: Fitted,
+    store: DocumentStore,
+    settings: Settings,
+    vectors: Any,
+    top_k: int,
+    where: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    index_lock: AbstractContextManager,
+) -> Answer:
+    """The `top_k` documents nearest each raw query vector under the collection's `settings`,
+    with a query's `overrides` (rescore, rescore_k, candidates) applied; `where` filters by
+    metadata before the index is searched."""
+    raw = as_matrix(vectors, store.dimension, "vectors")
+    chosen = settings.search(**overrides)
+    rescorer = (
+        fitted.rescorer
+        if chosen.rescore_k == settings.rescore_k
+        else rescoring.rescoring_kernel(fitted.kernel, chosen.rescore_k)
+    )
+    candidates = (
+        chosen.candidates
+        if overrides.get("candidates") is not None
+        else rescoring.floor_candidates(chosen.candidates, top_k)
+    )
+    scores, rows, kind = rescoring.search(
+        fitted.kernel,
+        fitted.index,
+        raw,
+        top_k,
+        allowed=None if where is None else store.matching(where),
+        raw_lookup=None if chosen.rescore == "off" else store.vectors,
+        space=chosen.rescore,
+        rescorer=rescorer,
+        candidates=candidates,
+        index_lock=index_lock,
+    )
+    return Answer(_hits(store, scores, rows, kind), fitted.fitted_at)
+
+
+def _hits(store: DocumentStore, scores: np.ndarray, rows: np.ndarray, kind: str) -> list[list[Hit]]:
+    """The stored documents of `rows` (−1 pads, and rows deleted since the search, left out)."""
+    documents = store.by_rows(rows[rows >= 0].tolist())
+    return [
+        [
+            Hit(doc.id, float(score), doc.text, doc.metadata, kind)
+            for score, row in zip(query_scores, query_rows, strict=True)
+            if (doc := documents.get(int(row))) is not None
+        ]
+        for query_scores, query_rows in zip(scores, rows, strict=True)
+    ]

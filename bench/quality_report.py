@@ -10,7 +10,7 @@ from pathlib import Path
 from bench import report
 from bench.quality_grid import SETTINGS, Cell, Grid, format_scores
 from index.kernel import EIGEN_FLOOR
-from index.tuning import DEFAULT_BETAS, DEFAULT_GAMMAS
+from index.tuning_grid import DEFAULT_BETAS, DEFAULT_GAMMAS
 
 HEADLINE_K = 128
 

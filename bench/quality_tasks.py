@@ -15,7 +15,9 @@ from bench import data
 from bench.quality_grid import SETTINGS, Cell, Grid, format_scores
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, recall_at_k, spearman
-from index.tuning import DEFAULT_BETAS, TuningResult, tune_pairs, tune_retrieval
+from index.tuning import tune_pairs, tune_retrieval
+from index.tuning_grid import DEFAULT_BETAS
+from index.tuning_results import TuningResult
 from index.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)

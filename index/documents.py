@@ -8,10 +8,8 @@ apart."""
 
 import errno
 import json
-import math
 import re
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,23 +19,15 @@ from typing import Any
 import numpy as np
 
 from index.errors import Conflict, InvalidInput, NotFound, StorageError, StorageFull
+from index.metadata import dump_metadata, filter_condition
 from index.raw_vectors import RawVectorFile
+from index.sqlite_connections import ThreadConnections
 from index.validation import check_texts
 
 MAX_ID_LENGTH = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Characters an id may not hold: a line break cannot travel in a URL path segment (the id
 could be stored but never fetched or deleted by URL) and would forge lines in logs."""
-
-MAX_METADATA_DEPTH = 32
-"""Nesting of a document's metadata: deeper JSON is stored by SQLite but cannot be serialised
-back by the web stack (its recursion limit), so every read of the document would fail."""
-
-MAX_METADATA_BYTES = 65536
-"""A document's metadata as JSON: metadata is for filters and display, not for payloads."""
-
-MAX_FILTER_KEYS = 64
-"""Keys of one metadata filter: SQLite refuses expressions of about 1,000 terms."""
 
 MAX_ROW_OFFSET = 2**62
 """Largest page offset: SQLite integers are 64-bit."""
@@ -82,23 +72,15 @@ class DocumentStore:
     def __init__(self, path: str | Path, dimension: int) -> None:
         self.path = Path(path)
         self.dimension = dimension
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
-        with self._connection() as connection:
+        self._sqlite = ThreadConnections(self.path)
+        with self._sqlite.get() as connection:
             connection.executescript(_SCHEMA)
         self._raw = RawVectorFile(self.path.with_suffix(".vectors"), dimension)
         self._fill_raw()
 
     def close(self) -> None:
         """Close every connection; the store cannot be used (or reopened by path) afterwards."""
-        with self._connections_lock:
-            self._closed = True
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._sqlite.close()
         self._raw.close()
 
     # ---- writes (callers serialise them) ----------------------------------------------------
@@ -113,10 +95,10 @@ class DocumentStore:
         """
         ids = [document.id for document in documents]
         records = [
-            (doc_id, document.text, _dump_metadata(document.metadata), vector.tobytes())
+            (doc_id, document.text, dump_metadata(document.metadata), vector.tobytes())
             for doc_id, document, vector in zip(ids, documents, vectors.astype("<f4"), strict=True)
         ]
-        connection = self._connection()
+        connection = self._sqlite.get()
         try:
             with connection:
                 existing = dict(self._select_in("id, row", "id", ids))
@@ -149,7 +131,7 @@ class DocumentStore:
 
     def delete(self, ids: Sequence[str]) -> np.ndarray:
         """Delete all `ids` in one transaction, or none if any is unknown; returns their rows."""
-        connection = self._connection()
+        connection = self._sqlite.get()
         try:
             with connection:
                 rows = dict(self._select_in("id, row", "id", ids))
@@ -205,17 +187,8 @@ class DocumentStore:
 
     def matching(self, where: Mapping[str, Any]) -> np.ndarray:
         """Rows whose metadata equals every key/value of `where`."""
-        if len(where) > MAX_FILTER_KEYS:
-            raise InvalidInput(
-                f"the filter has {len(where)} keys; at most {MAX_FILTER_KEYS}: filter on fewer "
-                "keys, and narrow the hits on the client"
-            )
-        clauses, params = [], []
-        for key, value in where.items():
-            clauses.append("json_extract(metadata, ?) = ?")
-            params += [_json_path(key), _filter_value(key, value)]
-        sql = "SELECT row FROM documents WHERE " + " AND ".join(clauses or ["1"])
-        found = self._fetch(sql, params)
+        condition, params = filter_condition(where)
+        found = self._fetch("SELECT row FROM documents WHERE " + condition, params)
         return np.fromiter((row for (row,) in found), np.int64, len(found))
 
     def existing(self, ids: Sequence[str]) -> list[str]:
@@ -256,26 +229,10 @@ class DocumentStore:
                     "then open the collection again (restart the service)"
                 ) from exc
 
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            if self._closed:  # never reconnect by path: a new collection may live there now
-                raise StorageError(f"{self.path} is closed: its collection was closed or deleted")
-            try:
-                connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open document store {self.path}: {exc}") from exc
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
-        return connection
-
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """All records of a read; SQLite's failures (a damaged file, I/O) are StorageErrors."""
         try:
-            return self._connection().execute(sql, params).fetchall()
+            return self._sqlite.get().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"could not read documents from {self.path}: {exc}") from exc
 
@@ -312,7 +269,7 @@ def prepare(documents: Sequence[Document]) -> list[Document]:
             )
         if not isinstance(document.metadata, Mapping):
             raise InvalidInput(f"document at position {position}: metadata must be an object")
-        _dump_metadata(document.metadata, position)
+        dump_metadata(document.metadata, position)
         prepared.append(Document(document.text, doc_id, dict(document.metadata)))
     ids = [document.id for document in prepared]
     if len(set(ids)) != len(ids):
@@ -338,65 +295,6 @@ def _write_error(what: str, exc: sqlite3.Error | OSError) -> StorageError:
 _SQLITE_IOERR_WRITE = getattr(sqlite3, "SQLITE_IOERR_WRITE", 778)
 
 
-def _dump_metadata(metadata: Mapping[str, Any], position: int | None = None) -> str:
-    """Metadata as the JSON stored, within the bounds that let every read serialise it again."""
-    where = "" if position is None else f"document at position {position}: "
-    depth = _depth(metadata)
-    if depth > MAX_METADATA_DEPTH:
-        raise InvalidInput(
-            f"{where}metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH}: "
-            "flatten it"
-        )
-    try:
-        dumped = json.dumps(dict(metadata), allow_nan=False, ensure_ascii=False)
-        size = len(dumped.encode("utf-8"))  # a lone surrogate ("\ud800") cannot be stored
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise InvalidInput(
-            f"{where}metadata must be JSON (strings of valid Unicode, finite numbers, lists, "
-            f"objects): {exc}"
-        ) from exc
-    if size > MAX_METADATA_BYTES:
-        raise InvalidInput(
-            f"{where}metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}: keep "
-            "large payloads elsewhere and store a reference"
-        )
-    return dumped
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of lists and objects (a scalar is 0), without recursion."""
-    deepest, level = 0, [(value, 0)]
-    while level:
-        item, depth = level.pop()
-        if isinstance(item, Mapping):
-            children = list(item.values())
-        elif isinstance(item, list | tuple):
-            children = list(item)
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        level += [(child, depth + 1) for child in children]
-    return deepest
-
-
 def _stored(record: tuple[Any, ...]) -> StoredDocument:
     doc_id, text, metadata, row = record
     return StoredDocument(id=doc_id, text=text, metadata=json.loads(metadata), row=int(row))
-
-
-def _json_path(key: str) -> str:
-    if not isinstance(key, str) or not key or any(c in key for c in '"\\\0'):
-        raise InvalidInput(
-            f"filter key {key!r} must be a non-empty string without quotes, backslashes or NUL"
-        )
-    return f'$."{key}"'
-
-
-def _filter_value(key: str, value: Any) -> str | int | float:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str | int) or (isinstance(value, float) and math.isfinite(value)):
-        return value
-    raise InvalidInput(
-        f"filter value of {key!r} must be a string, a finite number or a boolean, got {value!r}"
-    )

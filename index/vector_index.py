@@ -8,7 +8,6 @@ The FAISS index holds codes only; ids live in an `IdMap` (runs of rising ids, an
 bitmap once a row is removed), so a 64-bit code costs 8 bytes in memory, not 16.
 """
 
-import io
 import os
 import re
 from collections.abc import Sequence
@@ -17,10 +16,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index import index_spec
+from index import index_file, index_spec
 from index.errors import InvalidInput, NotEnoughData, StorageError
 from index.id_map import IdMap
-from index.storage import atomic_write
 from index.validation import as_matrix, unit_rows
 
 FAISS_THREADS = 1
@@ -179,10 +177,7 @@ class VectorIndex:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index and its ids atomically: a crash leaves the previous file or this one."""
         data = self._serialize()
-        buffer = io.BytesIO()
-        np.savez(buffer, faiss=data, **self._ids.to_arrays())
-        with atomic_write(path) as handle:
-            handle.write(buffer.getbuffer())
+        index_file.write(path, data, self._ids)
         self.saved_bytes_per_vector = (
             (len(data) + self._ids.nbytes) / self.ntotal if self.ntotal else None
         )
@@ -197,7 +192,7 @@ class VectorIndex:
         index._spec = parsed
         index.spec = parsed.text
         try:
-            index._index, index._ids = _read(path, parsed.binary)
+            index._index, index._ids = index_file.read(path, parsed.binary)
         except (RuntimeError, ValueError, KeyError, OSError, InvalidInput) as exc:
             raise StorageError(f"index file {path} is unreadable: {_first_line(exc)}") from exc
         if index._index.d != dim or index._index.ntotal != index._ids.size:
@@ -291,28 +286,6 @@ def _new_index(spec: index_spec.IndexSpec) -> Any:
     if spec.binary:
         return faiss.index_binary_factory(spec.dim, spec.text)
     return faiss.index_factory(spec.dim, spec.text, faiss.METRIC_INNER_PRODUCT)
-
-
-def _read(path: str | os.PathLike[str], binary: bool) -> tuple[Any, IdMap]:
-    """The FAISS index and id map `save` wrote; a file of a version that kept FAISS's own id
-    map (an IDMap2 index) is taken apart into the same two."""
-    with open(path, "rb") as handle:
-        zipped = handle.read(4) == b"PK\x03\x04"
-    if zipped:
-        with np.load(path) as saved:
-            data = saved["faiss"]
-            ids = IdMap.from_arrays(saved["starts"], saved["firsts"], saved["size"], saved["live"])
-        read = faiss.deserialize_index_binary if binary else faiss.deserialize_index
-        return read(data), ids
-    legacy = (faiss.read_index_binary if binary else faiss.read_index)(os.fspath(path))
-    if not isinstance(legacy, faiss.IndexBinaryIDMap2 | faiss.IndexIDMap2):
-        raise ValueError("it holds no id-mapped index")
-    ids = IdMap.of(faiss.vector_to_array(legacy.id_map).astype(np.int64))
-    if binary:
-        inner = faiss.downcast_IndexBinary(legacy.index)
-        return faiss.deserialize_index_binary(faiss.serialize_index_binary(inner)), ids
-    inner = faiss.downcast_index(legacy.index)
-    return faiss.deserialize_index(faiss.serialize_index(inner)), ids
 
 
 def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:

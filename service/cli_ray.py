@@ -1,7 +1,7 @@
 """`whitened-search ingest FILE --ray`: encode on a Ray cluster, then load into the data directory.
 
-Apart from service/cli.py because it needs the `distributed` extra (pyarrow, Ray), which the
-other commands never do; the CLI imports it only for `--ray`.
+Apart from service/cli_client.py (the other `ingest`) because it needs the `distributed` extra
+(pyarrow, Ray), which the other commands never do; the CLI imports it only for `--ray`.
 """
 
 import argparse
@@ -14,7 +14,7 @@ from index import distributed
 from index.collection import Collection
 from index.data_dir import DataDirBusy, DataDirLock
 from index.errors import IndexError_
-from service.cli import CliError
+from service.cli_error import CliError
 from service.config import ServerSettings
 
 

@@ -8,15 +8,9 @@ import pytest
 from index.errors import InvalidInput, NotFitted
 from index.kernel import WhiteningKernel
 from index.metrics import ndcg_at_k, spearman
-from index.tuning import (
-    DEFAULT_BETAS,
-    DEFAULT_GAMMAS,
-    TuningPoint,
-    TuningResult,
-    default_ks,
-    tune_pairs,
-    tune_retrieval,
-)
+from index.tuning import tune_pairs, tune_retrieval
+from index.tuning_grid import DEFAULT_BETAS, DEFAULT_GAMMAS, default_ks
+from index.tuning_results import TuningPoint, TuningResult
 
 D = 24  # vector dimension
 RANK = 20  # the vectors span only RANK dimensions, as all-MiniLM's span 381 of 384

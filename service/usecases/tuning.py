@@ -8,13 +8,9 @@ from typing import Any
 
 from index import Collection, InvalidInput
 from index.compression import CompressionReport
-from index.tuning import (
-    HELD_OUT_FRACTION,
-    ServedTuning,
-    held_out_split,
-    tune_served_pairs,
-    tune_served_retrieval,
-)
+from index.tuning_results import ServedTuning
+from index.tuning_served import tune_served_pairs, tune_served_retrieval
+from index.tuning_split import HELD_OUT_FRACTION, held_out_split
 from service.jobs import Job, JobHandle
 from service.usecases.context import Context, Progress
 

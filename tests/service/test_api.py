@@ -13,7 +13,7 @@ from service_support import TOPICS, corpus, filler, wait_job, wait_ready
 
 from index import DEFAULT_MODEL_ID, Collection
 from index.metrics import ndcg_at_k
-from index.tuning import held_out_split
+from index.tuning_split import held_out_split
 from service import ServerSettings, create_app
 
 

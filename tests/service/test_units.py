@@ -8,7 +8,8 @@ import pytest
 
 from index.collection import Collection
 from index.snapshots import Settings
-from service.cli import _filter_item, _parser
+from service.cli import _parser
+from service.cli_client import _filter_item
 from service.config import ServerSettings
 from service.sources import SourceError, read_documents
 from service.telemetry import Telemetry, render

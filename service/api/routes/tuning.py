@@ -1,12 +1,12 @@
 """Refit a collection's kernel, tune β, γ, k on labelled data, and report what compression costs."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from index.tuning import ServedPoint
+from index.tuning_results import ServedPoint
 from service.api.deps import EngineDep
 from service.api.routes.collections import ERRORS
 from service.engine import Engine

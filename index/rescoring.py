@@ -99,6 +99,8 @@ def search(
         fetch = default_candidates(top_k) if candidates is None else candidates
         if isinstance(fetch, bool) or not isinstance(fetch, int) or fetch < top_k:
             raise InvalidInput(f"candidates must be an integer ≥ top_k ({top_k}), got {fetch!r}")
+        # more candidates than vectors find nothing more, and FAISS allocates every one asked
+        fetch = min(fetch, max(index.ntotal, top_k))
     lock: AbstractContextManager = index_lock or nullcontext()
     with lock:
         scores, ids = index.search(queries, fetch, allowed)

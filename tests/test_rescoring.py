@@ -155,3 +155,11 @@ def test_candidates_are_a_collection_setting_a_query_may_override(tmp_path, corp
     assert c.describe()["settings"]["candidates"] is None
     with pytest.raises(InvalidInput, match="only"):
         c.search_vectors(queries[:1], top_k=5, index_spec="Flat")
+
+
+def test_more_candidates_than_vectors_allocate_only_the_vectors(tmp_path, corpus_vectors) -> None:
+    """Found by the fuzz test: candidates of 10**18 went into FAISS, which allocates n × k."""
+    c = Collection.create(tmp_path / "c", "m", 384, Settings(k=32))
+    c.add_vectors([Document(str(i), id=str(i)) for i in range(20)], corpus_vectors[:20])
+    hits = c.search_vectors(corpus_vectors[:2], top_k=5, candidates=10**18)
+    assert [q[0].id for q in hits] == ["0", "1"] and all(len(q) == 5 for q in hits)

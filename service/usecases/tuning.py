@@ -45,11 +45,19 @@ class Tuning:
         result = collection.fit(**changes)
         return collection.describe(), result.index_seconds
 
-    def background(self, kind: str, name: str, answer: Callable[[Progress], dict[str, Any]]) -> Job:
+    def background(
+        self,
+        kind: str,
+        name: str,
+        answer: Callable[[Progress], dict[str, Any]],
+        candidates: Sequence[int | None] = (),
+    ) -> Job:
         """Run `answer` (a tune or report) as a job whose result is its answer, its steps
         (indexes built and measured) as the job's processed and total; an unknown collection
-        is a 404 now, not a failed job later."""
+        or `candidates` above the limit are a 4xx now, not a failed job later."""
         self._context.catalog.get(name)
+        for value in candidates:
+            self._context.check_candidates(value)
 
         def work(handle: JobHandle) -> None:
             def progress(done: int, total: int) -> None:
@@ -154,6 +162,7 @@ class Tuning:
         """The compression report of a collection (see index.compression), and its seconds."""
         context = self._context
         self._check_examples(pairs, queries)
+        context.check_candidates(options.get("candidates"))
         collection = context.catalog.get(name)
         context.require_kernel(collection)
         _check_relevant(collection, queries)

@@ -50,7 +50,13 @@ def tune(name: str, body: TuneIn, engine: EngineDep) -> TuneOut:
 )
 def tune_job(name: str, body: TuneIn, engine: EngineDep) -> JobOut:
     """`/tune` as a background job: poll GET /jobs/{id}; its `result` is /tune's answer."""
-    return _job(engine, "tune", name, lambda progress: _tune(name, body, engine, progress))
+    return _job(
+        engine,
+        "tune",
+        name,
+        lambda progress: _tune(name, body, engine, progress),
+        body.candidates,
+    )
 
 
 def _tune(name: str, body: TuneIn, engine: Engine, progress: Progress | None = None) -> TuneOut:
@@ -121,7 +127,13 @@ def report(name: str, body: ReportIn, engine: EngineDep) -> ReportOut:
 )
 def report_job(name: str, body: ReportIn, engine: EngineDep) -> JobOut:
     """`/report` as a background job: poll GET /jobs/{id}; its `result` is /report's answer."""
-    return _job(engine, "report", name, lambda progress: _report(name, body, engine, progress))
+    return _job(
+        engine,
+        "report",
+        name,
+        lambda progress: _report(name, body, engine, progress),
+        [body.candidates],
+    )
 
 
 def _report(
@@ -165,9 +177,17 @@ def _report(
     )
 
 
-def _job(engine: Engine, kind: str, name: str, answer: Callable[[Progress], BaseModel]) -> JobOut:
+def _job(
+    engine: Engine,
+    kind: str,
+    name: str,
+    answer: Callable[[Progress], BaseModel],
+    candidates: Sequence[int | None],
+) -> JobOut:
     """Run a route's `answer` as a background job whose result is the answer's JSON."""
-    job = engine.tuning.background(kind, name, lambda progress: answer(progress).model_dump())
+    job = engine.tuning.background(
+        kind, name, lambda progress: answer(progress).model_dump(), candidates
+    )
     return JobOut.model_validate(job, from_attributes=True)
 
 

@@ -1,18 +1,19 @@
-"""Peers benchmark: ours beside txtai and Chroma on SciFact, each on its own defaults.
+"""Peers benchmark: ours beside txtai, Chroma, LanceDB and Qdrant on SciFact, each as installed.
 
 Every system runs in its own process and is measured the same way: ingest documents/s (encoding
 included, until the documents are on disk), latency of one query at a time (encoding included),
 peak resident memory of that process, bytes of its directory per document, and nDCG@10 of the
 rankings it returns, scored here by `index.metrics`. Each system is measured `--repeats` times,
-interleaved (ours, txtai, Chroma, ours, ...), each time from an empty directory, with the load
-average recorded when it starts; `bench.peers_report` renders medians and spreads.
+interleaved (ours, txtai, Chroma, LanceDB, Qdrant, Qdrant Edge, ours, ...), each time from an
+empty directory, with the load average recorded when it starts; `bench.peers_report` renders
+medians and spreads.
 
 Ours is the real HTTP service (`bench.live.LiveServer`) on its defaults (onnx encoder, k=128, SQ8,
 candidates re-scored by exact cosine), then refitted without re-encoding to k=d, Flat, no
 re-scoring (exact cosine), then that collection is queried in process (the service's Engine, no
-HTTP). txtai and Chroma run in their own virtual environments under bench/.peers/ (`--setup`
-creates them, bench.peers_env) through the drivers in bench/drivers/ (bench.peers_drivers); a
-peer without one is skipped, and the report says how to create it. This module is the command:
+HTTP). The peers run in their own virtual environments under bench/.peers/ (`--setup` creates
+them, bench.peers_env) through the drivers in bench/drivers/ (bench.peers_drivers); a peer
+without one is skipped, and the report says how to create it. This module is the command:
 the interleaved passes and the result file; bench.peers_ours measures ours.
 """
 

@@ -49,7 +49,7 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
                     peak_rss_bytes=figures["peak_rss_bytes"],
                     disk_bytes=size,
                     ingest_seconds=None if results else figures.get("ingest_seconds"),
-                    notes={"versions": figures["versions"]},
+                    notes={**setting.get("inner", {}), "versions": figures["versions"]},
                 ),
             )
         )

@@ -1,8 +1,10 @@
 """The peers' virtual environments: what each holds, whether it is ready, and making it.
 
-txtai and Chroma never enter the project's dependencies: each gets its own environment under
-bench/.peers/, made by `python -m bench peers --setup` and stamped with what was installed, so a
-run can say exactly why a peer is skipped and how to make it.
+The peers (txtai, Chroma, LanceDB, Qdrant's client and Qdrant Edge) never enter the project's
+dependencies: each gets its own environment under bench/.peers/, made by `python -m bench peers
+--setup` and stamped with what was installed, so a run can say exactly why a peer is skipped and
+how to make it. Those that take vectors from the client (LanceDB, both Qdrants) also hold
+sentence-transformers, with which their drivers encode (bench/drivers/sentence_encoder.py).
 """
 
 import json
@@ -71,6 +73,9 @@ class Peer:
 PEERS = (
     Peer("txtai", ("txtai==9.14.0", "faiss-cpu==1.15.1", "sentence-transformers==6.2.0"), "txtai"),
     Peer("chroma", ("chromadb==1.5.9",), "chroma", chroma_model=True),
+    Peer("lancedb", ("lancedb==0.40.0", "sentence-transformers==6.3.0"), "lancedb"),
+    Peer("qdrant", ("qdrant-client==1.20.0", "sentence-transformers==6.3.0"), "qdrant"),
+    Peer("qdrant-edge", ("qdrant-edge-py==0.9.0", "sentence-transformers==6.3.0"), "qdrant_edge"),
 )
 
 

@@ -93,6 +93,13 @@ def notes(figures: dict[str, Any]) -> list[str]:
                 f"{system}, {setting}: the same collection, refitted in "
                 f"{spread(values(rows, 'refit_seconds'), 2)} s from the stored raw vectors."
             )
+        if rows[0].get("index_bytes_per_vector") is not None:
+            built = values(rows, "index_build_seconds")
+            lines.append(
+                f"{system}, {setting}: its quantized index, "
+                f"{spread(values(rows, 'index_bytes_per_vector'), 1)} bytes per vector on disk"
+                + (f", built in {spread(built, 2)} s (after ingest)." if built else ".")
+            )
         if "same_rankings_as_http" in rows[0]:
             same = spread(values(rows, "same_rankings_as_http", 100), 0)
             lines.append(

@@ -30,7 +30,7 @@ from index import compression, report, search
 from index.documents import Document, DocumentStore, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, check_backend, require_compatible
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
-from index.kernel import WhiteningKernel
+from index.kernel import Statistics, WhiteningKernel
 from index.search import Answer, Fitted, Hit
 from index.snapshots import (
     Manifest,
@@ -75,11 +75,21 @@ class Collection:
     documents once its index update is in, and a refit only when it is complete."""
 
     def __init__(
-        self, path: str | Path, encoder: Encoder | None = None, refit_growth: float = REFIT_GROWTH
+        self,
+        path: str | Path,
+        encoder: Encoder | None = None,
+        refit_growth: float = REFIT_GROWTH,
+        fits_itself: bool = True,
     ) -> None:
+        """Open the collection at `path`. `fits_itself=False` is a shard's: it never fits a
+        kernel of its own (not even on open); its sharded collection installs one in two
+        phases (`prepare_fit`, `commit_fit`)."""
         self.path = Path(path)
         self.encoder = encoder
         self.refit_growth = refit_growth
+        self.fits_itself = fits_itself
+        self._staged: dict[str, tuple[Settings, Fitted]] = {}
+        """Snapshots `prepare_fit` wrote and `commit_fit` has not served yet, by name."""
         self.manifest = Manifest.load(self.path)
         if encoder is not None and encoder.model_id != self.manifest.model_id:
             raise ModelMismatch(
@@ -214,6 +224,39 @@ class Collection:
                 )
             self._fit_all(self.manifest.settings, statistics)
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
+
+    def statistics(self) -> Statistics:
+        """n, Σx and Σxᵀx of the stored raw vectors: a sharded collection sums every shard's."""
+        _, vectors = self._store.vectors()
+        if not len(vectors):
+            d = self.manifest.dimension
+            return Statistics(0, np.zeros(d), np.zeros((d, d)))
+        return Statistics.of(vectors)
+
+    def prepare_fit(self, kernel: WhiteningKernel, settings: Settings, fitted_at: str) -> str:
+        """Phase one of a fit decided elsewhere (a sharded collection's): the index built with
+        `kernel` from the stored vectors and saved as a snapshot the manifest does not point at
+        yet; its name. Queries go on with the current pair until `commit_fit`."""
+        with self._write_lock:
+            index = self._build_index(kernel, settings.index_spec)
+            snapshot = write_snapshot(self.path, kernel, index)
+            self._staged[snapshot] = (settings, Fitted.of(kernel, index, settings, fitted_at))
+        return snapshot
+
+    def commit_fit(self, snapshot: str) -> None:
+        """Phase two: serve a snapshot `prepare_fit` staged, with the writes made since."""
+        with self._write_lock:
+            settings, fitted = self._staged.pop(snapshot)
+            manifest = replace(self.manifest, settings=settings, fitted_at=fitted.fitted_at)
+            self._serve(replace(manifest, snapshot=snapshot), fitted)
+            if self._reconcile():
+                self.checkpoint()
+
+    def abort_fit(self, snapshot: str) -> None:
+        """Drop a snapshot `prepare_fit` staged (another shard could not prepare its own)."""
+        with self._write_lock:
+            self._staged.pop(snapshot, None)
+            remove_stale_snapshots(self.path, keep={self.manifest.snapshot, *self._staged})
 
     def checkpoint(self) -> None:
         """Save the index as it is now, so the next open has nothing to reconcile; nothing to
@@ -420,30 +463,42 @@ class Collection:
     def _switch(self, manifest: Manifest, fitted: Fitted) -> None:
         """Save `fitted` as a snapshot, point the manifest at it, then serve it."""
         snapshot = write_snapshot(self.path, fitted.kernel, fitted.index)
-        manifest = replace(manifest, snapshot=snapshot)
+        self._serve(replace(manifest, snapshot=snapshot), fitted)
+
+    def _serve(self, manifest: Manifest, fitted: Fitted) -> None:
+        """Point the manifest at its snapshot (written already), then serve `fitted`; other
+        snapshots go, but for those staged for a commit."""
         manifest.save(self.path)
         self.manifest = manifest
         self._fitted = fitted
         self._unsaved = False
         self.fit_error = None
-        remove_stale_snapshots(self.path, keep=snapshot)
+        remove_stale_snapshots(self.path, keep={manifest.snapshot, *self._staged})
 
     def _recover(self) -> None:
         """Load the snapshot and bring its index in line with the documents."""
-        remove_stale_snapshots(self.path, keep=self.manifest.snapshot)
+        remove_stale_snapshots(self.path, keep={self.manifest.snapshot})
         if self.manifest.snapshot is None:
-            self._fit_if_possible()
+            if self.fits_itself:
+                self._fit_if_possible()
             return
         kernel, index = read_snapshot(self.path, self.manifest)
+        self._fitted = Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
+        if self._reconcile():
+            self.checkpoint()
+
+    def _reconcile(self) -> bool:
+        """Bring the index in line with the documents: rows stored since it was built go in,
+        rows deleted since come out. Whether there were any."""
+        fitted = self._fitted
+        assert fitted is not None
         rows = self._store.rows()
-        indexed = index.ids()
+        indexed = fitted.index.ids()
         stale = np.setdiff1d(indexed, rows)
         missing = np.setdiff1d(rows, indexed)
-        self._fitted = Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
         missing_rows, vectors = self._store.vectors(missing)
         self._update_index(stale, missing_rows, vectors)
-        if len(stale) or len(missing):
-            self.checkpoint()
+        return bool(len(stale) or len(missing))
 
     def require_encoder(self) -> Encoder:
         """The encoder, if its vectors compare with the stored ones (else ModelMismatch)."""

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Set
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,11 +183,11 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
     return kernel, index
 
 
-def remove_stale_snapshots(directory: Path, keep: str | None) -> None:
-    """Delete every snapshot but `keep`, and leftovers of writes that crashed."""
+def remove_stale_snapshots(directory: Path, keep: Set[str | None]) -> None:
+    """Delete every snapshot but those in `keep`, and leftovers of writes that crashed."""
     root = directory / SNAPSHOTS
     if not root.is_dir():
         return
     for entry in root.iterdir():
-        if entry.name != keep and SNAPSHOT_PATTERN.fullmatch(entry.name):
+        if entry.name not in keep and SNAPSHOT_PATTERN.fullmatch(entry.name):
             shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,300 @@
+"""One collection split into shards by a stable hash of each document's id, with one kernel.
+
+Each shard is a collection directory of its own (`shard-0/`, `shard-1/`, ...) that never fits a
+kernel by itself: the sharded collection sums every shard's statistics (n, Σx, Σxᵀx add exactly),
+derives one kernel, and installs it in two phases: every shard first builds its index with that
+kernel and writes it as a snapshot its manifest does not point at yet; only when all have, each
+switches, while queries wait for the switch to finish. So an answer never mixes two kernels, and
+it says which one answered (`fitted_at`, the same on every shard).
+
+A query is encoded once and sent to every shard; each proposes and re-scores its own candidates
+through the shared kernel, so their scores compare, and the merged top k is ordered by score.
+Writes, deletes and gets go to the shard that owns each id. The shards here are `Collection`
+objects in this process; they are called only with and for plain data (documents, vectors,
+statistics, kernels), so a shard in another process can take their place.
+"""
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from index.collection import Collection, WriteResult
+from index.documents import Document, StoredDocument, prepare
+from index.encoder import DEFAULT_BACKEND, Encoder
+from index.errors import Conflict, InvalidInput, NotFitted, StorageError
+from index.kernel import Statistics, WhiteningKernel
+from index.search import Answer, Hit
+from index.snapshots import Settings, now
+from index.storage import atomic_write
+from index.validation import as_matrix, check_texts
+
+LAYOUT_FILE = "shards.json"
+"""The number of shards, written once at create: the hash routes by it, so it never changes."""
+
+T = TypeVar("T")
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard that owns `doc_id`: the same on every process and every run (not `hash()`,
+    which Python salts per process)."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def shard_path(path: Path, shard: int) -> Path:
+    return path / f"shard-{shard}"
+
+
+class ShardedCollection:
+    """A collection over `shards` shard directories under `path`, fitted as one."""
+
+    def __init__(self, path: str | Path, encoder: Encoder | None = None) -> None:
+        self.path = Path(path)
+        try:
+            layout = json.loads((self.path / LAYOUT_FILE).read_text())
+            count = int(layout["shards"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"{self.path} is not a sharded collection: {exc}") from exc
+        self.encoder = encoder
+        self.shards = [
+            Collection(shard_path(self.path, i), encoder, fits_itself=False) for i in range(count)
+        ]
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="shard")
+        self._fit_lock = threading.Lock()
+        self._gate = _SwitchGate()
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model_id: str,
+        dimension: int,
+        shards: int,
+        settings: Settings | None = None,
+        encoder: Encoder | None = None,
+    ) -> "ShardedCollection":
+        """Create an empty sharded collection at `path` (which must not exist) and open it."""
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
+            raise InvalidInput(f"shards must be an integer from 1 to 256, got {shards!r}")
+        path = Path(path)
+        settings = settings or Settings().for_dimension(dimension)
+        backend = DEFAULT_BACKEND if encoder is None else encoder.backend
+        path.mkdir(parents=True)
+        for i in range(shards):
+            Collection.initialise(shard_path(path, i), model_id, dimension, settings, backend)
+        with atomic_write(path / LAYOUT_FILE) as handle:
+            handle.write(json.dumps({"shards": shards}).encode())
+        return cls(path, encoder)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def settings(self) -> Settings:
+        return self.shards[0].manifest.settings
+
+    def count(self) -> int:
+        return sum(self._each(lambda shard: shard.count()))
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        for shard in self.shards:
+            shard.close()
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def add(self, documents: Sequence[Document], upsert: bool = False) -> WriteResult:
+        """Encode once, store each document in its shard, and fit the first kernel once the
+        shards hold 2 documents between them."""
+        documents = prepare(documents)
+        if self.encoder is None:
+            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
+        return self.add_vectors(documents, self.encoder.encode([d.text for d in documents]), upsert)
+
+    def add_vectors(
+        self, documents: Sequence[Document], vectors: Any, upsert: bool = False
+    ) -> WriteResult:
+        """`add` for raw vectors of the collection's model. Each shard's write is its own
+        transaction: a failure on one leaves the others' documents stored (re-send with
+        `upsert` to complete it)."""
+        documents = prepare(documents)
+        vectors = as_matrix(vectors, self.shards[0].manifest.dimension, "vectors")
+        if len(vectors) != len(documents):
+            raise InvalidInput(f"{len(documents)} documents but {len(vectors)} vectors")
+        owner = np.array([shard_of(d.id, len(self.shards)) for d in documents])
+        mine = [np.flatnonzero(owner == i) for i in range(len(self.shards))]
+        if not upsert:  # a shard refuses an existing id, but only its own: ask them all first
+            stored = [
+                doc_id
+                for shard, rows in zip(self.shards, mine, strict=True)
+                if len(rows)
+                for doc_id in shard.existing([documents[r].id for r in rows])
+            ]
+            if stored:
+                raise Conflict(
+                    f"{len(stored)} document id(s) exist already ({', '.join(stored[:5])}): "
+                    "send them with upsert to replace them"
+                )
+        results = self._each(
+            lambda shard, i: (
+                shard.add_vectors(
+                    [documents[r] for r in mine[i]], vectors[mine[i]], upsert, fit=False
+                )
+                if len(mine[i])
+                else None
+            ),
+            with_index=True,
+        )
+        written = [r for r in results if r is not None]
+        fitted = self.kernel is None and self.count() >= 2
+        if fitted:
+            self.fit()
+        return WriteResult(
+            added=sum(r.added for r in written),
+            replaced=sum(r.replaced for r in written),
+            fitted=fitted,
+            encode_seconds=0.0,
+            index_seconds=max((r.index_seconds for r in written), default=0.0),
+            ids=tuple(d.id for d in documents),
+        )
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id from their shards: all of them, or none if any is unknown."""
+        by_shard = list(zip(self.shards, self._split(ids), strict=True))
+        for shard, mine in by_shard:
+            if mine:
+                shard.get(mine)  # NotFound names the unknown ones before anything is deleted
+        return sum(shard.delete(mine) for shard, mine in by_shard if mine)
+
+    def fit(self, **changes: Any) -> None:
+        """Sum every shard's statistics, derive one kernel with the settings (and `changes`),
+        have every shard build its index with it, then switch them all at once."""
+        with self._fit_lock:
+            settings = self.settings.updated(**changes)
+            parts: list[Statistics] = self._each(lambda shard: shard.statistics())
+            total = sum(parts[1:], parts[0])
+            if total.n < 2:
+                raise NotFitted("the kernel is fitted once the collection holds 2 documents")
+            kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).merge(total)
+            fitted_at = now()
+            settled = self._settle(lambda shard: shard.prepare_fit(kernel, settings, fitted_at))
+            failures = [outcome for outcome in settled if isinstance(outcome, BaseException)]
+            if failures:
+                for shard, outcome in zip(self.shards, settled, strict=True):
+                    if isinstance(outcome, str):
+                        shard.abort_fit(outcome)
+                raise failures[0]
+            with self._gate.switching():
+                for shard, snapshot in zip(self.shards, settled, strict=True):
+                    shard.commit_fit(snapshot)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    @property
+    def kernel(self) -> WhiteningKernel | None:
+        return self.shards[0].kernel
+
+    def search(
+        self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
+    ) -> list[list[Hit]]:
+        if self.encoder is None:
+            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
+        return self.answer(self.encoder.encode(check_texts(texts)), top_k, where).hits
+
+    def answer(
+        self,
+        vectors: Any,
+        top_k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Answer:
+        """Every shard's best `top_k`, merged by score; one kernel answered all of them."""
+        with self._gate.reading():
+            answers: list[Answer] = self._each(
+                lambda shard: shard.answer(vectors, top_k, where, **overrides)
+            )
+        kernels = {a.fitted_at for a in answers}
+        if len(kernels) != 1:
+            raise StorageError(
+                f"the shards of {self.name} hold different kernels ({sorted(map(str, kernels))}): "
+                "fit the collection again"
+            )
+        merged = [
+            sorted((hit for a in answers for hit in a.hits[q]), key=lambda h: -h.score)[:top_k]
+            for q in range(len(answers[0].hits))
+        ]
+        return Answer(merged, answers[0].fitted_at)
+
+    def get(self, ids: Sequence[str]) -> list[StoredDocument]:
+        """Documents by id, in the order asked, each from its shard."""
+        ids = list(ids)
+        found: dict[str, StoredDocument] = {}
+        for shard, mine in zip(self.shards, self._split(ids), strict=True):
+            if mine:
+                found |= {doc.id: doc for doc in shard.get(mine)}
+        return [found[i] for i in ids]
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _each(self, call: Callable[..., T], with_index: bool = False) -> list[T]:
+        """`call(shard)` (or `call(shard, i)`) on every shard at once, answers in shard order."""
+        futures = [
+            self._pool.submit(call, *((shard, i) if with_index else (shard,)))
+            for i, shard in enumerate(self.shards)
+        ]
+        return [future.result() for future in futures]
+
+    def _settle(self, call: Callable[[Collection], T]) -> list[T | BaseException]:
+        """`call(shard)` on every shard at once, each one's answer or exception, in shard order:
+        a phase that fails on one shard must still know what the others did."""
+        futures = [self._pool.submit(call, shard) for shard in self.shards]
+        return [future.exception() or future.result() for future in futures]
+
+    def _split(self, ids: Sequence[str]) -> list[list[str]]:
+        """`ids` by the shard that owns them, each list in the order given."""
+        mine: list[list[str]] = [[] for _ in self.shards]
+        for doc_id in ids:
+            mine[shard_of(doc_id, len(self.shards))].append(doc_id)
+        return mine
+
+
+class _SwitchGate:
+    """Queries run together; a kernel switch waits for the running ones and holds new ones back
+    until every shard has switched."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._switching = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._switching)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def switching(self) -> Iterator[None]:
+        with self._condition:
+            self._switching = True
+            self._condition.wait_for(lambda: self._readers == 0)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._switching = False
+                self._condition.notify_all()

@@ -1,0 +1,142 @@
+"""Sharded collections (issue 16, in one process): one kernel from every shard's statistics, the
+same answers as one collection, writes routed by id, and kernels switched on all shards as one."""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import Collection, Document, Encoder, Settings
+from index.errors import Conflict, InvalidInput, NotFound
+from index.shards import ShardedCollection, shard_of
+
+
+def _docs(texts: list[str]) -> list[Document]:
+    return [
+        Document(text, id=f"doc-{i}", metadata={"group": i % 3}) for i, text in enumerate(texts)
+    ]
+
+
+def _pair(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], vectors: np.ndarray, settings: Settings
+) -> tuple[Collection, ShardedCollection]:
+    single = Collection.create(tmp_path / "single", encoder.model_id, 384, settings, encoder)
+    single.add_vectors(_docs(corpus), vectors)
+    sharded = ShardedCollection.create(
+        tmp_path / "sharded", encoder.model_id, 384, 2, settings, encoder
+    )
+    sharded.add_vectors(_docs(corpus), vectors)
+    return single, sharded
+
+
+def test_shard_of_is_stable_and_spreads_ids() -> None:
+    owners = [shard_of(f"doc-{i}", 2) for i in range(1000)]
+    assert owners == [shard_of(f"doc-{i}", 2) for i in range(1000)]
+    assert 400 < sum(owners) < 600
+    assert shard_of("é/ü", 7) == shard_of("é/ü", 7) < 7
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(), Settings(beta=0.5, gamma=0.25, k=64, index_spec="Flat")],
+    ids=["defaults", "tuned-flat"],
+)
+def test_two_shards_answer_as_one_collection(
+    tmp_path: Path,
+    encoder: Encoder,
+    corpus: list[str],
+    corpus_vectors: np.ndarray,
+    settings: Settings,
+) -> None:
+    single, sharded = _pair(tmp_path, encoder, corpus, corpus_vectors, settings)
+    assert [s.count() for s in sharded.shards] != [0, len(corpus)]
+    assert sharded.count() == single.count() == len(corpus)
+    one, many = single.kernel, sharded.kernel
+    assert one is not None and many is not None
+    assert np.allclose(many.mean_, one.mean_, rtol=1e-9, atol=1e-12)
+    assert np.allclose(many.sum_sq_, one.sum_sq_, rtol=1e-9)
+    assert np.abs(many.transform(corpus_vectors) - one.transform(corpus_vectors)).max() < 1e-6
+    queries = encoder.encode(["A chef cooks in a kitchen", "Someone plays music", "a horse"])
+    expected, got = single.answer(queries, top_k=10), sharded.answer(queries, top_k=10)
+    assert got.fitted_at is not None
+    for want, have in zip(expected.hits, got.hits, strict=True):
+        assert [h.id for h in have] == [h.id for h in want]
+        assert np.allclose([h.score for h in have], [h.score for h in want], atol=1e-6)
+        assert {h.score_kind for h in have} == {h.score_kind for h in want}
+
+
+def test_writes_deletes_and_gets_go_to_the_owning_shard(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    _, sharded = _pair(tmp_path, encoder, corpus[:60], corpus_vectors[:60], Settings())
+    for i, shard in enumerate(sharded.shards):
+        ids = [doc.id for doc in shard.documents(limit=100)]
+        assert ids and all(shard_of(doc_id, 2) == i for doc_id in ids)
+    assert [d.id for d in sharded.get(["doc-5", "doc-2"])] == ["doc-5", "doc-2"]
+    with pytest.raises(Conflict, match="doc-3"):
+        sharded.add_vectors(_docs(corpus[:4]), corpus_vectors[:4])
+    assert sharded.count() == 60
+    with pytest.raises(NotFound, match="nope"):
+        sharded.delete(["doc-1", "nope"])
+    assert sharded.count() == 60  # nothing deleted when an id is unknown
+    assert sharded.delete(["doc-1", "doc-2"]) == 2
+    hits = sharded.answer(corpus_vectors[1:3], top_k=60).hits
+    assert all(h.id not in {"doc-1", "doc-2"} for q in hits for h in q)
+
+
+def test_a_refit_switches_every_shard_to_one_kernel_and_survives_reopening(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    _, sharded = _pair(tmp_path, encoder, corpus, corpus_vectors, Settings())
+    before = sharded.answer(corpus_vectors[:1]).fitted_at
+    sharded.fit(beta=1.0, gamma=0.5, k=96)
+    after = {shard.manifest.fitted_at for shard in sharded.shards}
+    assert len(after) == 1 and after != {before}
+    assert {shard.kernel.k_ for shard in sharded.shards} == {96}
+    answer = sharded.answer(corpus_vectors[:3])
+    assert answer.fitted_at in after and answer.hits[0][0].id == "doc-0"
+    sharded.close()
+    reopened = ShardedCollection(tmp_path / "sharded", encoder)
+    again = reopened.answer(corpus_vectors[:3])
+    assert again.fitted_at == answer.fitted_at
+    assert [[h.id for h in q] for q in again.hits] == [[h.id for h in q] for q in answer.hits]
+
+
+def test_a_fit_that_fails_on_one_shard_leaves_every_shard_on_the_old_kernel(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    _, sharded = _pair(tmp_path, encoder, corpus, corpus_vectors, Settings())
+    before = [shard.manifest.fitted_at for shard in sharded.shards]
+    # IVF4096 cannot train on 180 vectors: every shard refuses it while building
+    with pytest.raises(InvalidInput):
+        sharded.fit(index_spec="IVF4096,Flat")
+    assert [shard.manifest.fitted_at for shard in sharded.shards] == before
+    snapshots = [sorted((s.path / "snapshots").iterdir()) for s in sharded.shards]
+    assert all(len(names) == 1 for names in snapshots)  # nothing staged is left behind
+    assert sharded.answer(corpus_vectors[:1]).hits[0][0].id == "doc-0"
+
+
+def test_queries_during_refits_never_mix_kernels(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    _, sharded = _pair(tmp_path, encoder, corpus, corpus_vectors, Settings(index_spec="Flat"))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def query() -> None:
+        while not done.is_set():
+            try:
+                sharded.answer(corpus_vectors[:2])
+            except BaseException as exc:  # a mixed answer raises StorageError
+                errors.append(exc)
+
+    threads = [threading.Thread(target=query) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for k in (64, 96, 128, 64):
+        sharded.fit(k=k)
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -1,7 +1,7 @@
 """`python -m bench statistics`: what the kernel's statistics cost, for the scale-out plan.
 
 A distributed fit adds up n, Σx and Σxᵀx per Parquet file and derives the kernel once
-(`index.kernel.Statistics`, `index.distributed.statistics`). Three costs size that at 1e8
+(`index.statistics.Statistics`, `index.distributed.statistics`). Three costs size that at 1e8
 documents: the statistics of a block (per vector, on one core), the sum of two (once per file on
 the driver), and the derivation (the d × d eigendecomposition, once per fit). Their cost does not
 depend on the vectors' values, so normal random vectors of the model's dimension stand in for
@@ -21,7 +21,8 @@ import numpy as np
 from bench import report
 from index.blas import pin_threads
 from index.distributed import MAX_BLOCK_ROWS
-from index.kernel import Statistics, WhiteningKernel
+from index.kernel import WhiteningKernel
+from index.statistics import Statistics
 
 DIMENSION = 384
 """all-MiniLM-L6-v2's."""

@@ -12,9 +12,9 @@ the snapshot are transformed and added, rows deleted since are removed), so a cr
 loses nothing that a write returned for and never shows half a write.
 
 Searches are `index.search`, describe and the compression report `index.report`; what stays
-here (writes, recovery, the fit policy, about 470 lines) is one class because those share the
-write lock and replace the fitted kernel and index as one pair: apart, each would reach into
-the others' state.
+here (writes, recovery, the fit policy and a sharded fit's two phases, about 530 lines) is one
+class because those share the write lock and replace the fitted kernel and index as one pair:
+apart, each would reach into the others' state.
 """
 
 import threading
@@ -30,7 +30,7 @@ from index import compression, report, search
 from index.documents import Document, DocumentStore, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, check_backend, require_compatible
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
-from index.kernel import Statistics, WhiteningKernel
+from index.kernel import WhiteningKernel
 from index.search import Answer, Fitted, Hit
 from index.snapshots import (
     Manifest,
@@ -40,6 +40,7 @@ from index.snapshots import (
     remove_stale_snapshots,
     write_snapshot,
 )
+from index.statistics import Statistics
 from index.validation import as_matrix, check_texts
 from index.vector_index import VectorIndex
 

@@ -6,13 +6,13 @@ the two extra exponents β and γ; the README's "The method" has the formulas).
 """
 
 import os
-from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
 
 from index.blas import pin_threads
 from index.errors import InvalidHyperparameters, NotEnoughData, NotFitted, StorageError
+from index.statistics import Statistics
 from index.storage import atomic_write
 from index.validation import as_matrix, check_hyperparameter
 
@@ -22,35 +22,6 @@ EIGEN_FLOOR = 1e-7
 """Eigenvalues below EIGEN_FLOOR·λ_max are numerically zero: they count outside the rank and are
 raised to that floor before Λ^(−γ/2), so they cannot explode. float32 vectors carry about 7
 significant digits, so their covariance cannot resolve directions below that relative energy."""
-
-
-@dataclass(frozen=True)
-class Statistics:
-    """n, Σx and Σxᵀx (float64) of some vectors: everything a kernel is derived from.
-
-    They add exactly, so batches and workers each hand back theirs and one sum is derived once
-    at the end: a sum of two costs microseconds, a derivation (the d × d eigendecomposition)
-    about a tenth of a second, which a merge per block would pay thousands of times.
-    """
-
-    n: int
-    sum: np.ndarray
-    sum_sq: np.ndarray
-
-    @classmethod
-    def of(cls, X: Any, dimension: int | None = None) -> "Statistics":
-        """The statistics of the rows of X (n, d), checked to be `dimension` wide if given."""
-        pin_threads()
-        X64 = as_matrix(X, dimension).astype(np.float64, copy=False)
-        return cls(X64.shape[0], X64.sum(axis=0), X64.T @ X64)
-
-    def __add__(self, other: "Statistics") -> "Statistics":
-        if other.sum.shape != self.sum.shape:
-            raise InvalidHyperparameters(
-                f"cannot merge statistics of dimension {other.sum.shape[0]} "
-                f"into statistics of dimension {self.sum.shape[0]}"
-            )
-        return Statistics(self.n + other.n, self.sum + other.sum, self.sum_sq + other.sum_sq)
 
 
 class WhiteningKernel:

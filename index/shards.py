@@ -29,9 +29,10 @@ from index.collection import Collection, WriteResult
 from index.documents import Document, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder
 from index.errors import Conflict, InvalidInput, NotFitted, StorageError
-from index.kernel import Statistics, WhiteningKernel
+from index.kernel import WhiteningKernel
 from index.search import Answer, Hit
 from index.snapshots import Settings, now
+from index.statistics import Statistics
 from index.storage import atomic_write
 from index.validation import as_matrix, check_texts
 

@@ -12,7 +12,8 @@ from index.errors import (
     NotFitted,
     StorageError,
 )
-from index.kernel import EIGEN_FLOOR, Statistics
+from index.kernel import EIGEN_FLOOR
+from index.statistics import Statistics
 
 
 def _unit(X: np.ndarray) -> np.ndarray:

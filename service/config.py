@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.collection import REFIT_GROWTH
 from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend
 from index.snapshots import Settings as CollectionSettings
 
@@ -106,7 +107,7 @@ class ServerSettings(BaseSettings):
         "4,096 matched it). A crash loses at most the chunk being encoded.",
     )
     refit_growth: float = Field(
-        2.0,
+        REFIT_GROWTH,
         ge=1.0,
         description="An ingest (job or CLI run) that ends with this many times the documents "
         "the kernel was fitted on refits it (a kernel fitted on the first chunks of an "

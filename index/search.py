@@ -37,6 +37,8 @@ class Answer:
 
     hits: list[list[Hit]]
     fitted_at: str | None
+    missing_shards: tuple[int, ...] = ()
+    """Shards of a sharded collection that did not answer: the hits lack their documents."""
 
 
 @dataclass(frozen=True)

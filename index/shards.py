@@ -53,23 +53,58 @@ def shard_path(path: Path, shard: int) -> Path:
     return path / f"shard-{shard}"
 
 
-class ShardedCollection:
-    """A collection over `shards` shard directories under `path`, fitted as one."""
+def shard_count(path: Path) -> int:
+    """The number of shards of the sharded collection at `path` (its layout file)."""
+    try:
+        return int(json.loads((path / LAYOUT_FILE).read_text())["shards"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"{path} is not a sharded collection: {exc}") from exc
 
-    def __init__(self, path: str | Path, encoder: Encoder | None = None) -> None:
-        self.path = Path(path)
-        try:
-            layout = json.loads((self.path / LAYOUT_FILE).read_text())
-            count = int(layout["shards"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StorageError(f"{self.path} is not a sharded collection: {exc}") from exc
+
+class ShardedCollection:
+    """A collection over shards, fitted as one.
+
+    `shards` are the shards' collections in shard order: `Collection` objects (`open`), or
+    stand-ins with the same methods that call them in other processes (service.cluster).
+    """
+
+    def __init__(self, name: str, shards: Sequence[Any], encoder: Encoder | None = None) -> None:
+        self.name = name
         self.encoder = encoder
-        self.shards = [
-            Collection(shard_path(self.path, i), encoder, fits_itself=False) for i in range(count)
-        ]
-        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="shard")
+        self.shards = list(shards)
+        self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="shard")
         self._fit_lock = threading.Lock()
         self._gate = _SwitchGate()
+
+    @classmethod
+    def open(cls, path: str | Path, encoder: Encoder | None = None) -> "ShardedCollection":
+        """The sharded collection at `path`, its shards opened in this process."""
+        path = Path(path)
+        shards = [
+            Collection(shard_path(path, i), encoder, fits_itself=False)
+            for i in range(shard_count(path))
+        ]
+        return cls(path.name, shards, encoder)
+
+    @staticmethod
+    def initialise(
+        path: str | Path,
+        model_id: str,
+        dimension: int,
+        shards: int,
+        settings: Settings | None = None,
+        backend: str = DEFAULT_BACKEND,
+    ) -> None:
+        """Write the shards' empty collections and the layout into a new directory `path`."""
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
+            raise InvalidInput(f"shards must be an integer from 1 to 256, got {shards!r}")
+        path = Path(path)
+        settings = settings or Settings().for_dimension(dimension)
+        path.mkdir(parents=True)
+        for i in range(shards):
+            Collection.initialise(shard_path(path, i), model_id, dimension, settings, backend)
+        with atomic_write(path / LAYOUT_FILE) as handle:
+            handle.write(json.dumps({"shards": shards}).encode())
 
     @classmethod
     def create(
@@ -82,21 +117,9 @@ class ShardedCollection:
         encoder: Encoder | None = None,
     ) -> "ShardedCollection":
         """Create an empty sharded collection at `path` (which must not exist) and open it."""
-        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 256:
-            raise InvalidInput(f"shards must be an integer from 1 to 256, got {shards!r}")
-        path = Path(path)
-        settings = settings or Settings().for_dimension(dimension)
         backend = DEFAULT_BACKEND if encoder is None else encoder.backend
-        path.mkdir(parents=True)
-        for i in range(shards):
-            Collection.initialise(shard_path(path, i), model_id, dimension, settings, backend)
-        with atomic_write(path / LAYOUT_FILE) as handle:
-            handle.write(json.dumps({"shards": shards}).encode())
-        return cls(path, encoder)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
+        cls.initialise(path, model_id, dimension, shards, settings, backend)
+        return cls.open(path, encoder)
 
     @property
     def settings(self) -> Settings:
@@ -217,11 +240,17 @@ class ShardedCollection:
         where: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> Answer:
-        """Every shard's best `top_k`, merged by score; one kernel answered all of them."""
+        """Every shard's best `top_k`, merged by score; one kernel answered all of them.
+
+        A shard that fails to answer (its process died, or its call timed out) is left out and
+        named in `missing_shards`: the answer is partial, and says so. When none answers, the
+        first failure is raised."""
         with self._gate.reading():
-            answers: list[Answer] = self._each(
-                lambda shard: shard.answer(vectors, top_k, where, **overrides)
-            )
+            settled = self._settle(lambda shard: shard.answer(vectors, top_k, where, **overrides))
+        answers = [a for a in settled if isinstance(a, Answer)]
+        missing = tuple(i for i, a in enumerate(settled) if not isinstance(a, Answer))
+        if not answers:
+            raise settled[0]
         kernels = {a.fitted_at for a in answers}
         if len(kernels) != 1:
             raise StorageError(
@@ -232,7 +261,7 @@ class ShardedCollection:
             sorted((hit for a in answers for hit in a.hits[q]), key=lambda h: -h.score)[:top_k]
             for q in range(len(answers[0].hits))
         ]
-        return Answer(merged, answers[0].fitted_at)
+        return Answer(merged, answers[0].fitted_at, missing)
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         """Documents by id, in the order asked, each from its shard."""

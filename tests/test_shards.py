@@ -97,7 +97,7 @@ def test_a_refit_switches_every_shard_to_one_kernel_and_survives_reopening(
     answer = sharded.answer(corpus_vectors[:3])
     assert answer.fitted_at in after and answer.hits[0][0].id == "doc-0"
     sharded.close()
-    reopened = ShardedCollection(tmp_path / "sharded", encoder)
+    reopened = ShardedCollection.open(tmp_path / "sharded", encoder)
     again = reopened.answer(corpus_vectors[:3])
     assert again.fitted_at == answer.fitted_at
     assert [[h.id for h in q] for q in again.hits] == [[h.id for h in q] for q in answer.hits]
@@ -140,3 +140,18 @@ def test_queries_during_refits_never_mix_kernels(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_an_answer_without_a_shard_says_it_is_partial(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    single, sharded = _pair(tmp_path, encoder, corpus, corpus_vectors, Settings())
+    sharded.shards[1].close()  # its calls now fail, as a dead shard's would
+    answer = sharded.answer(corpus_vectors[:3], top_k=10)
+    assert answer.missing_shards == (1,)
+    owned = {d.id for d in sharded.shards[0].documents(limit=1000)}
+    assert all(h.id in owned for q in answer.hits for h in q)
+    full = single.answer(corpus_vectors[:3], top_k=10)
+    for have, want in zip(answer.hits, full.hits, strict=True):  # the rest, still in order
+        mine = [h.id for h in want if h.id in owned]
+        assert [h.id for h in have][: len(mine)] == mine

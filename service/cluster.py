@@ -1,0 +1,129 @@
+"""Shards as Ray Serve deployments: each replica owns one shard's directory, reopened on restart.
+
+A sharded collection (index.shards) calls them through their handles.
+
+A replica opens its shard's collection from disk when it starts, so when its process dies Serve
+starts another that reopens it with the single-node crash guarantees (what a write returned for
+is there). Meanwhile a query answers from the other shards and says which are missing
+(`Answer.missing_shards`); a write to the missing shard fails and is not acknowledged.
+
+Needs the `distributed` extra (Ray Serve); the plain server never imports this.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from index.collection import Collection
+from index.encoder import Encoder
+from index.errors import InvalidInput
+from index.shards import ShardedCollection, shard_count, shard_path
+
+SHARD_METHODS = frozenset(
+    {
+        "count",
+        "existing",
+        "add_vectors",
+        "delete",
+        "get",
+        "documents",
+        "statistics",
+        "prepare_fit",
+        "commit_fit",
+        "abort_fit",
+        "answer",
+    }
+)
+"""What a sharded collection asks of a shard (index.shards): nothing else crosses."""
+SHARD_ATTRIBUTES = frozenset({"manifest", "kernel"})
+
+CPUS_PER_SHARD = 0.5
+"""A shard replica's CPU reservation: a shard mostly waits (its searches take a millisecond),
+so several share a core, and the encoder keeps the rest."""
+CALL_TIMEOUT_S = 30.0
+"""A shard call that has not answered by then fails: a query answers without that shard."""
+
+
+@serve.deployment(health_check_period_s=1.0, health_check_timeout_s=10.0)
+class ShardReplica:
+    """One shard's collection, opened from its directory when the replica starts."""
+
+    def __init__(self, path: str) -> None:
+        self.collection = Collection(path, fits_itself=False)
+
+    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if method not in SHARD_METHODS:
+            raise InvalidInput(f"a shard does not answer {method!r}")
+        return getattr(self.collection, method)(*args, **kwargs)
+
+    def attribute(self, name: str) -> Any:
+        if name not in SHARD_ATTRIBUTES:
+            raise InvalidInput(f"a shard does not tell {name!r}")
+        return getattr(self.collection, name)
+
+
+class RemoteShard:
+    """A `ShardReplica` behind its handle, with the collection's methods and attributes that a
+    sharded collection uses; each call waits at most `timeout_s`."""
+
+    def __init__(self, handle: DeploymentHandle, timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    @property
+    def manifest(self) -> Any:
+        return self._handle.attribute.remote("manifest").result(timeout_s=self._timeout_s)
+
+    @property
+    def kernel(self) -> Any:
+        return self._handle.attribute.remote("kernel").result(timeout_s=self._timeout_s)
+
+    def __getattr__(self, method: str) -> Any:
+        if method not in SHARD_METHODS:
+            raise AttributeError(method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            response = self._handle.call.remote(method, args, kwargs)
+            return response.result(timeout_s=self._timeout_s)
+
+        return call
+
+    def close(self) -> None:
+        """The replica owns the collection: Serve closes it with the replica."""
+
+
+def deploy(
+    path: str | Path,
+    encoder: Encoder | None = None,
+    timeout_s: float = CALL_TIMEOUT_S,
+    cpus_per_shard: float = CPUS_PER_SHARD,
+) -> ShardedCollection:
+    """The sharded collection at `path` with each shard served by its own Ray Serve
+    application (`app_name(NAME, I)`, no HTTP route): Serve restarts a replica whose process
+    dies."""
+    path = Path(path)
+    handles: Sequence[DeploymentHandle] = [
+        serve.run(
+            ShardReplica.options(
+                name=f"shard-{i}", ray_actor_options={"num_cpus": cpus_per_shard}
+            ).bind(str(shard_path(path, i))),
+            name=app_name(path.name, i),
+            route_prefix=None,
+        )
+        for i in range(shard_count(path))
+    ]
+    return ShardedCollection(path.name, [RemoteShard(h, timeout_s) for h in handles], encoder)
+
+
+def app_name(collection: str, shard: int) -> str:
+    """The Serve application of a collection's shard."""
+    return f"{collection}-shard-{shard}"
+
+
+def undeploy(sharded: ShardedCollection) -> None:
+    """Stop the shards' applications (their directories stay)."""
+    for i in range(len(sharded.shards)):
+        serve.delete(app_name(sharded.name, i))

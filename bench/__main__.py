@@ -1,7 +1,7 @@
 """`python -m bench <name> [--smoke] [--out DIR] ...`: run one benchmark.
 
-quality, compression, speed, peers, encoders and load measure; render rewrites the READMEs'
-tables from their result files. See bench/README.md.
+Every command but render measures (BENCHMARKS below, `--help` for the list); render rewrites the
+documents' tables from the result files. See bench/README.md.
 """
 
 import argparse

@@ -4,7 +4,7 @@ The whole pipeline (transformer, pooling, normalisation) goes into one graph, so
 needs only ONNX Runtime and the `tokenizers` library, not torch. The files are written into a
 temporary folder and renamed into place, so a killed export leaves nothing half-written.
 
-Choices measured on this project's machines (see ../shared/ENCODERS.md):
+Choices measured on this project's machines (bench/results/encoders.md has the figures):
 - torch's legacy exporter (`dynamo=False`) with eager attention: ONNX Runtime's BERT optimizer
   fuses its attention; the dynamo graph is exact too but fuses nothing.
 - int8 is dynamic quantisation of the fused graph with per-channel symmetric QInt8 weights: the

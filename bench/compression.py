@@ -24,8 +24,7 @@ import numpy as np
 
 from bench import context, data, report, served_bytes, stored
 from bench.cache import EmbeddingCache
-from index import Collection
-from index import Settings as CollectionSettings
+from index import Collection, Settings
 from index.compression import CompressionReport
 from index.compression import report as compression_report
 from index.encoder import Encoder
@@ -84,7 +83,7 @@ def reuters(ctx: context.RunContext, n_docs: int) -> Path:
             Path(folder) / "reuters",
             ctx.encoder.model_id,
             vectors.shape[1],
-            CollectionSettings(),
+            Settings(),
         )
         started = time.perf_counter()
         stored.store(collection, [str(i) for i in range(len(texts))], texts, vectors)

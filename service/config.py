@@ -15,9 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.collection import REFIT_GROWTH
 from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend
-from index.snapshots import Settings as CollectionSettings
+from index.snapshots import Settings
 
-DEFAULTS = CollectionSettings()
+DEFAULTS = Settings()
 """The library's collection defaults: the server's start from them (one owner)."""
 
 ENV_PREFIX = "WHITENED_SEARCH_"
@@ -144,11 +144,11 @@ class ServerSettings(BaseSettings):
 
     def collection_settings(
         self, dimension: int, given: Mapping[str, Any] | None = None
-    ) -> CollectionSettings:
+    ) -> Settings:
         """A new collection's settings: those `given`, else this server's defaults (a default
         k above the model's `dimension` becomes the dimension: `Settings.for_dimension`), for
         collections created over HTTP and by `ingest --ray` alike."""
-        defaults = CollectionSettings(
+        defaults = Settings(
             beta=self.beta,
             gamma=self.gamma,
             k=self.k,

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench import data, distributed_report, live, report, speed_http
+from bench import data, distributed_report, live, report, speed_http, speed_plan
 from index import distributed
 from index.encoder import Encoder
 from index.snapshots import Settings
@@ -81,7 +81,7 @@ def one_pass(system: str, corpus: list[str], work: Path) -> dict[str, Any]:
         server = live.LiveServer(work / "data", work / "server.log").start()
         try:
             with httpx.Client(base_url=server.url, timeout=600) as client:
-                result = speed_http.ingest(client, corpus, poll=0.1)
+                result = speed_http.ingest(client, corpus, poll=speed_plan.FULL.poll)
         finally:
             server.close()
         return {"seconds": result["seconds"], "docs_per_second": result["docs_per_second"]}

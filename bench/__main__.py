@@ -23,6 +23,7 @@ BENCHMARKS = {
     "render": "bench.render",
     "distributed": "bench.distributed",
     "statistics": "bench.statistics",
+    "cluster": "bench.cluster",
     "tuned": "bench.served_tuning",
 }
 MEASURES_NOTHING = {"render"}
@@ -37,6 +38,7 @@ DESCRIPTIONS = {
     "render": "rewrite the tables of README.md and bench/README.md from bench/results/*.json",
     "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
     "statistics": "the kernel statistics' costs: per vector, per merge, per derivation",
+    "cluster": "one query through 1 and 2 shards (in process, on Ray Serve) against one collection",
     "tuned": "tune over HTTP, apply, and what the collection serves on examples never chosen on",
 }
 

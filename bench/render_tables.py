@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import distributed_report, peers_report, report, served_tuning
+from bench import cluster, distributed_report, peers_report, report, served_tuning
 from bench.encoders import table as encoders_table
 from bench.quality_grid import grid_from_json
 from bench.quality_report import grid_table, headline
@@ -220,6 +220,10 @@ def two_nodes(results: Path) -> str:
     return distributed_report.two_nodes(load(results, "two_nodes.json"))
 
 
+def sharded_answers(results: Path) -> str:
+    return cluster.table(load(results, "cluster.json"))
+
+
 def plan_100m(results: Path) -> str:
     return distributed_report.plan(
         *(load(results, f"{name}.json") for name in ("distributed", "encoders", "statistics"))
@@ -243,4 +247,5 @@ RENDERERS: dict[str, Renderer] = {
     "distributed": distributed,
     "two-nodes": two_nodes,
     "plan-100m": plan_100m,
+    "cluster": sharded_answers,
 }

@@ -299,3 +299,21 @@ def test_tuned_smoke_serves_what_the_tuner_reported(tmp_path: Path, data_dir: Pa
     scifact = figures["scifact"]["validation"]
     assert scifact["described_bytes_per_vector"] == pytest.approx(scifact["bytes_per_vector"])
     assert "| SciFact | nDCG@10 |" in (tmp_path / "served_tuning.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_cluster_smoke_answers_through_shards_as_one_collection(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """`python -m bench cluster --smoke`: one collection, 2 local shards, 1 and 2 on Ray Serve."""
+    pytest.importorskip("ray", reason="the `distributed` extra (Ray) is not installed")
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
+    argv = ["cluster", "--smoke", "--quiet", "--out", str(tmp_path), "--data", str(data_dir)]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    figures = json.loads((tmp_path / "cluster.json").read_text(encoding="utf-8"))
+    assert {p["system"] for p in figures["passes"]} == {"single", "local-2", "serve-1", "serve-2"}
+    assert all(0 < p["p50"] <= p["p95"] and p["qps"] > 0 for p in figures["passes"])
+    assert figures["same_top10_as_single"] == dict.fromkeys(["local-2", "serve-1", "serve-2"], 20)
+    assert "2 shards on Ray Serve" in (tmp_path / "cluster.md").read_text(encoding="utf-8")

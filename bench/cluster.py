@@ -4,7 +4,8 @@ In one run, interleaved for `--repeats` rounds: the same raw query vectors (Reut
 not among the documents, encoded once) answered one at a time by one collection of the documents
 (`Collection.answer`, the single node's path), by the same documents in 2 shards in this process
 (`ShardedCollection` over local collections: the fan-out and the merge) and in 1 and 2 shards on
-Ray Serve (`service.cluster.deploy`: a handle call per shard). Encoding is left out: it is the
+Ray Serve (`service.cluster.deploy`: a handle call per shard), and, for reference, as plain Ray
+actors (`deploy_actors`: what a Ray call costs without Serve). Encoding is left out: it is the
 same for every system, and the encoder benchmarks measure it. Every system uses the default
 settings (k=128, SQ8, kernel re-scoring) and its collections hold the same documents.
 """
@@ -28,14 +29,19 @@ from index.shards import ShardedCollection
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("single", "local-2", "serve-1", "serve-2")
+SYSTEMS = ("single", "local-2", "serve-1", "serve-2", "actor-1", "actor-2")
 LABELS = {
     "single": "one collection (`Collection.answer`)",
     "local-2": "2 shards in this process (`ShardedCollection`)",
     "serve-1": "1 shard on Ray Serve (a handle call)",
     "serve-2": "2 shards on Ray Serve (a handle call each, in parallel)",
+    "actor-1": "1 shard as a plain Ray actor (no Serve)",
+    "actor-2": "2 shards as plain Ray actors (no Serve)",
 }
 TOP_K = 10
+CPUS_PER_SHARD = 0.25
+"""Ray's reservation per remote shard: the six of this run must fit the 2 CPUs at once (a
+reservation only schedules; the passes run one system at a time)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,13 +74,15 @@ def run(args: argparse.Namespace) -> int:
         single = Collection.create(work / "single", model, stored.shape[1])
         single.add_vectors(docs, stored)
         systems: dict[str, Any] = {"single": single}
-        for name, shards in (("local-2", 2), ("serve-1", 1), ("serve-2", 2)):
-            ShardedCollection.initialise(work / name, model, stored.shape[1], shards)
-            systems[name] = (
-                ShardedCollection.open(work / name)
-                if name.startswith("local")
-                else cluster.deploy(work / name)
-            )
+        opening = {
+            "local": ShardedCollection.open,
+            "serve": lambda path: cluster.deploy(path, cpus_per_shard=CPUS_PER_SHARD),
+            "actor": lambda path: cluster.deploy_actors(path, cpus_per_shard=CPUS_PER_SHARD),
+        }
+        for name in SYSTEMS[1:]:
+            kind, shards = name.split("-")
+            ShardedCollection.initialise(work / name, model, stored.shape[1], int(shards))
+            systems[name] = opening[kind](work / name)
             systems[name].add_vectors(docs, stored)
         passes = []
         for round_ in range(repeats):

@@ -10,10 +10,11 @@ is there). Meanwhile a query answers from the other shards and says which are mi
 Needs the `distributed` extra (Ray Serve); the plain server never imports this.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -47,9 +48,9 @@ CALL_TIMEOUT_S = 30.0
 """A shard call that has not answered by then fails: a query answers without that shard."""
 
 
-@serve.deployment(health_check_period_s=1.0, health_check_timeout_s=10.0)
-class ShardReplica:
-    """One shard's collection, opened from its directory when the replica starts."""
+class ShardHost:
+    """One shard's collection, opened from its directory when its process starts: the body of a
+    Serve replica (`ShardReplica`) and of a plain Ray actor (`ShardActor`) alike."""
 
     def __init__(self, path: str) -> None:
         self.collection = Collection(path, fits_itself=False)
@@ -65,34 +66,58 @@ class ShardReplica:
         return getattr(self.collection, name)
 
 
-class RemoteShard:
-    """A `ShardReplica` behind its handle, with the collection's methods and attributes that a
-    sharded collection uses; each call waits at most `timeout_s`."""
+ShardReplica = serve.deployment(health_check_period_s=1.0, health_check_timeout_s=10.0)(ShardHost)
+ShardActor = ray.remote(max_restarts=-1, max_task_retries=-1)(ShardHost)
+"""A plain Ray actor that Ray restarts when its process dies: `bench cluster` measures it
+beside the Serve replica (one call costs less; Serve brings health checks and autoscaling)."""
 
-    def __init__(self, handle: DeploymentHandle, timeout_s: float = CALL_TIMEOUT_S) -> None:
-        self._handle = handle
-        self._timeout_s = timeout_s
+Transport = Callable[[str, str, tuple[Any, ...], dict[str, Any]], Any]
+"""(kind "call" or "attribute", name, args, kwargs) -> the host's answer, within a timeout."""
+
+
+class RemoteShard:
+    """A `ShardHost` in another process, with the collection's methods and attributes that a
+    sharded collection uses, reached through `transport`."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    @classmethod
+    def serve(cls, handle: DeploymentHandle, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
+        def transport(kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            method = handle.call if kind == "call" else handle.attribute
+            request = method.remote(name, args, kwargs) if kind == "call" else method.remote(name)
+            return request.result(timeout_s=timeout_s)
+
+        return cls(transport)
+
+    @classmethod
+    def actor(cls, actor: Any, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
+        def transport(kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            ref = (
+                actor.call.remote(name, args, kwargs)
+                if kind == "call"
+                else (actor.attribute.remote(name))
+            )
+            return ray.get(ref, timeout=timeout_s)
+
+        return cls(transport)
 
     @property
     def manifest(self) -> Any:
-        return self._handle.attribute.remote("manifest").result(timeout_s=self._timeout_s)
+        return self._transport("attribute", "manifest", (), {})
 
     @property
     def kernel(self) -> Any:
-        return self._handle.attribute.remote("kernel").result(timeout_s=self._timeout_s)
+        return self._transport("attribute", "kernel", (), {})
 
     def __getattr__(self, method: str) -> Any:
         if method not in SHARD_METHODS:
             raise AttributeError(method)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            response = self._handle.call.remote(method, args, kwargs)
-            return response.result(timeout_s=self._timeout_s)
-
-        return call
+        return lambda *args, **kwargs: self._transport("call", method, args, kwargs)
 
     def close(self) -> None:
-        """The replica owns the collection: Serve closes it with the replica."""
+        """The remote process owns the collection: it closes it when it ends."""
 
 
 def deploy(
@@ -115,7 +140,22 @@ def deploy(
         )
         for i in range(shard_count(path))
     ]
-    return ShardedCollection(path.name, [RemoteShard(h, timeout_s) for h in handles], encoder)
+    return ShardedCollection(path.name, [RemoteShard.serve(h, timeout_s) for h in handles], encoder)
+
+
+def deploy_actors(
+    path: str | Path,
+    encoder: Encoder | None = None,
+    timeout_s: float = CALL_TIMEOUT_S,
+    cpus_per_shard: float = CPUS_PER_SHARD,
+) -> ShardedCollection:
+    """`deploy` with plain Ray actors instead of Serve applications (see `ShardActor`)."""
+    path = Path(path)
+    actors = [
+        ShardActor.options(num_cpus=cpus_per_shard).remote(str(shard_path(path, i)))
+        for i in range(shard_count(path))
+    ]
+    return ShardedCollection(path.name, [RemoteShard.actor(a, timeout_s) for a in actors], encoder)
 
 
 def app_name(collection: str, shard: int) -> str:

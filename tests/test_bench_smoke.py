@@ -313,7 +313,15 @@ def test_cluster_smoke_answers_through_shards_as_one_collection(
     argv = ["cluster", "--smoke", "--quiet", "--out", str(tmp_path), "--data", str(data_dir)]
     assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
     figures = json.loads((tmp_path / "cluster.json").read_text(encoding="utf-8"))
-    assert {p["system"] for p in figures["passes"]} == {"single", "local-2", "serve-1", "serve-2"}
+    assert {p["system"] for p in figures["passes"]} == {
+        "single",
+        "local-2",
+        "serve-1",
+        "serve-2",
+        "actor-1",
+        "actor-2",
+    }
     assert all(0 < p["p50"] <= p["p95"] and p["qps"] > 0 for p in figures["passes"])
-    assert figures["same_top10_as_single"] == dict.fromkeys(["local-2", "serve-1", "serve-2"], 20)
+    sharded = ["local-2", "serve-1", "serve-2", "actor-1", "actor-2"]
+    assert figures["same_top10_as_single"] == dict.fromkeys(sharded, 20)
     assert "2 shards on Ray Serve" in (tmp_path / "cluster.md").read_text(encoding="utf-8")

@@ -127,3 +127,25 @@ def test_a_shard_killed_during_writes_loses_no_acknowledged_document(
     assert [d.id for d in stored] == acknowledged
     assert sharded.count() >= len(acknowledged)
     print(f"writes: {len(acknowledged) // 10} acknowledged, {failed} failed around the kill")
+
+
+def test_a_killed_shard_actor_is_restarted_and_reopens_its_shard(
+    serving: None, tmp_path: Path, encoder: Encoder, corpus_vectors: np.ndarray
+) -> None:
+    """The plain-actor transport (`deploy_actors`) keeps the same guarantee as the replicas."""
+    ShardedCollection.initialise(tmp_path / "plain", encoder.model_id, 384, 2)
+    sharded = cluster.deploy_actors(tmp_path / "plain", encoder, timeout_s=30.0)
+    sharded.add_vectors(_docs([f"text {i}" for i in range(60)]), corpus_vectors[:60])
+    before = sharded.answer(corpus_vectors[:5])
+    from ray._private.state import actors
+
+    victim = next(
+        a for a in actors().values() if a["State"] == "ALIVE" and "ShardHost" in a["ActorClassName"]
+    )
+    os.kill(victim["Pid"], signal.SIGKILL)
+    after = sharded.answer(corpus_vectors[:5])  # the call is retried on the restarted actor
+    assert after.missing_shards == ()
+    assert [[h.id for h in q] for q in after.hits] == [[h.id for h in q] for q in before.hits]
+    assert sharded.count() == 60
+    restarted = [a for a in actors().values() if a["ActorID"] == victim["ActorID"]]
+    assert restarted and restarted[0]["Pid"] != victim["Pid"]

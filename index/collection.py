@@ -28,7 +28,13 @@ import numpy as np
 
 from index import compression, report, search
 from index.documents import Document, DocumentStore, StoredDocument, prepare
-from index.encoder import DEFAULT_BACKEND, Encoder, check_backend, require_compatible
+from index.encoder import (
+    DEFAULT_BACKEND,
+    Encoder,
+    backend_of,
+    check_backend,
+    usable_encoder,
+)
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.search import Answer, Fitted, Hit
@@ -118,8 +124,7 @@ class Collection:
         encoder: Encoder | None = None,
     ) -> "Collection":
         """Create an empty collection at `path` (which must not exist) and open it."""
-        backend = DEFAULT_BACKEND if encoder is None else encoder.backend
-        cls.initialise(path, model_id, dimension, settings, backend)
+        cls.initialise(path, model_id, dimension, settings, backend_of(encoder))
         return cls(path, encoder)
 
     @staticmethod
@@ -503,11 +508,7 @@ class Collection:
 
     def require_encoder(self) -> Encoder:
         """The encoder, if its vectors compare with the stored ones (else ModelMismatch)."""
-        if self.encoder is None:
-            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
-        written = self.manifest.backend
-        require_compatible(written, self.encoder.backend, f"collection {self.name}")
-        return self.encoder
+        return usable_encoder(self.encoder, self.manifest.backend, f"collection {self.name}")
 
     def require_kernel(self) -> WhiteningKernel:
         """The kernel, or NotFitted saying why there is none and what to do."""

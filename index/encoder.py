@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from index.errors import InvalidInput, ModelMismatch, ModelUnavailable
+from index.errors import InvalidInput, ModelMismatch, ModelUnavailable, NotFitted
 from index.text_cut import TextCutter
 from index.validation import check_texts
 
@@ -46,6 +46,20 @@ def check_backend(backend: str) -> Backend:
     if backend not in BACKENDS:
         raise InvalidInput(f"encoder backend {backend!r} is unknown: use one of {list(BACKENDS)}")
     return backend  # type: ignore[return-value]
+
+
+def backend_of(encoder: "Encoder | None") -> Backend:
+    """The backend a collection written through `encoder` records (none given: the default)."""
+    return DEFAULT_BACKEND if encoder is None else encoder.backend
+
+
+def usable_encoder(encoder: "Encoder | None", written: str, what: str) -> "Encoder":
+    """`encoder`, if there is one and its vectors compare with those of backend `written` that
+    `what` stores (else NotFitted, or ModelMismatch)."""
+    if encoder is None:
+        raise NotFitted(f"{what} was opened without an encoder: it takes vectors only")
+    require_compatible(written, encoder.backend, what)
+    return encoder
 
 
 def require_compatible(written: str, running: str, what: str) -> None:

@@ -23,11 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from index.collection import Collection, WriteResult
 from index.documents import Document, StoredDocument, prepare
-from index.encoder import DEFAULT_BACKEND, Encoder
+from index.encoder import DEFAULT_BACKEND, Encoder, backend_of, usable_encoder
 from index.errors import Conflict, InvalidInput, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.search import Answer, Hit
@@ -117,8 +115,7 @@ class ShardedCollection:
         encoder: Encoder | None = None,
     ) -> "ShardedCollection":
         """Create an empty sharded collection at `path` (which must not exist) and open it."""
-        backend = DEFAULT_BACKEND if encoder is None else encoder.backend
-        cls.initialise(path, model_id, dimension, shards, settings, backend)
+        cls.initialise(path, model_id, dimension, shards, settings, backend_of(encoder))
         return cls.open(path, encoder)
 
     @property
@@ -139,9 +136,8 @@ class ShardedCollection:
         """Encode once, store each document in its shard, and fit the first kernel once the
         shards hold 2 documents between them."""
         documents = prepare(documents)
-        if self.encoder is None:
-            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
-        return self.add_vectors(documents, self.encoder.encode([d.text for d in documents]), upsert)
+        vectors = self._require_encoder().encode([d.text for d in documents])
+        return self.add_vectors(documents, vectors, upsert)
 
     def add_vectors(
         self, documents: Sequence[Document], vectors: Any, upsert: bool = False
@@ -153,8 +149,7 @@ class ShardedCollection:
         vectors = as_matrix(vectors, self.shards[0].manifest.dimension, "vectors")
         if len(vectors) != len(documents):
             raise InvalidInput(f"{len(documents)} documents but {len(vectors)} vectors")
-        owner = np.array([shard_of(d.id, len(self.shards)) for d in documents])
-        mine = [np.flatnonzero(owner == i) for i in range(len(self.shards))]
+        mine = self._positions([d.id for d in documents])
         if not upsert:  # a shard refuses an existing id, but only its own: ask them all first
             stored = [
                 doc_id
@@ -168,17 +163,16 @@ class ShardedCollection:
                     "send them with upsert to replace them"
                 )
         results = self._each(
-            lambda shard, i: (
-                shard.add_vectors(
-                    [documents[r] for r in mine[i]], vectors[mine[i]], upsert, fit=False
-                )
-                if len(mine[i])
+            lambda shard, rows: (
+                shard.add_vectors([documents[r] for r in rows], vectors[rows], upsert, fit=False)
+                if rows
                 else None
             ),
-            with_index=True,
+            mine,
         )
         written = [r for r in results if r is not None]
-        fitted = self.kernel is None and self.count() >= 2
+        # the manifest says whether a kernel is installed, without fetching the kernel itself
+        fitted = self.shards[0].manifest.fitted_at is None and self.count() >= 2
         if fitted:
             self.fit()
         return WriteResult(
@@ -229,9 +223,8 @@ class ShardedCollection:
     def search(
         self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
     ) -> list[list[Hit]]:
-        if self.encoder is None:
-            raise NotFitted("this collection was opened without an encoder: it takes vectors only")
-        return self.answer(self.encoder.encode(check_texts(texts)), top_k, where).hits
+        vectors = self._require_encoder().encode(check_texts(texts))
+        return self.answer(vectors, top_k, where).hits
 
     def answer(
         self,
@@ -274,13 +267,15 @@ class ShardedCollection:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _each(self, call: Callable[..., T], with_index: bool = False) -> list[T]:
-        """`call(shard)` (or `call(shard, i)`) on every shard at once, answers in shard order."""
-        futures = [
-            self._pool.submit(call, *((shard, i) if with_index else (shard,)))
-            for i, shard in enumerate(self.shards)
-        ]
-        return [future.result() for future in futures]
+    def _each(self, call: Callable[..., T], *per_shard: Sequence[Any]) -> list[T]:
+        """`call(shard, *its item of each per_shard)` on every shard at once, answers in shard
+        order (the first failure raised)."""
+        return list(self._pool.map(call, self.shards, *per_shard))
+
+    def _require_encoder(self) -> Encoder:
+        """The encoder, if its vectors compare with those the shards store (else ModelMismatch)."""
+        backend = self.shards[0].manifest.backend
+        return usable_encoder(self.encoder, backend, f"collection {self.name}")
 
     def _settle(self, call: Callable[[Collection], T]) -> list[T | BaseException]:
         """`call(shard)` on every shard at once, each one's answer or exception, in shard order:
@@ -288,12 +283,17 @@ class ShardedCollection:
         futures = [self._pool.submit(call, shard) for shard in self.shards]
         return [future.exception() or future.result() for future in futures]
 
+    def _positions(self, ids: Sequence[str]) -> list[list[int]]:
+        """The positions in `ids` of the ids each shard owns, in the order given."""
+        mine: list[list[int]] = [[] for _ in self.shards]
+        for position, doc_id in enumerate(ids):
+            mine[shard_of(doc_id, len(self.shards))].append(position)
+        return mine
+
     def _split(self, ids: Sequence[str]) -> list[list[str]]:
         """`ids` by the shard that owns them, each list in the order given."""
-        mine: list[list[str]] = [[] for _ in self.shards]
-        for doc_id in ids:
-            mine[shard_of(doc_id, len(self.shards))].append(doc_id)
-        return mine
+        ids = list(ids)
+        return [[ids[p] for p in positions] for positions in self._positions(ids)]
 
 
 class _SwitchGate:

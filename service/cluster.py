@@ -10,7 +10,7 @@ is there). Meanwhile a query answers from the other shards and says which are mi
 Needs the `distributed` extra (Ray Serve); the plain server never imports this.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,8 @@ ShardActor = ray.remote(max_restarts=-1, max_task_retries=-1)(ShardHost)
 """A plain Ray actor that Ray restarts when its process dies: `bench cluster` measures it
 beside the Serve replica (one call costs less; Serve brings health checks and autoscaling)."""
 
-Transport = Callable[[str, str, tuple[Any, ...], dict[str, Any]], Any]
-"""(kind "call" or "attribute", name, args, kwargs) -> the host's answer, within a timeout."""
+Transport = Callable[..., Any]
+"""(a `ShardHost` method, its arguments) -> its answer in the host's process, within a timeout."""
 
 
 class RemoteShard:
@@ -84,32 +84,23 @@ class RemoteShard:
 
     @classmethod
     def serve(cls, handle: DeploymentHandle, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
-        def transport(kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            method = handle.call if kind == "call" else handle.attribute
-            request = method.remote(name, args, kwargs) if kind == "call" else method.remote(name)
-            return request.result(timeout_s=timeout_s)
-
-        return cls(transport)
+        return cls(
+            lambda method, *args: getattr(handle, method).remote(*args).result(timeout_s=timeout_s)
+        )
 
     @classmethod
     def actor(cls, actor: Any, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
-        def transport(kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            ref = (
-                actor.call.remote(name, args, kwargs)
-                if kind == "call"
-                else (actor.attribute.remote(name))
-            )
-            return ray.get(ref, timeout=timeout_s)
-
-        return cls(transport)
+        return cls(
+            lambda method, *args: ray.get(getattr(actor, method).remote(*args), timeout=timeout_s)
+        )
 
     @property
     def manifest(self) -> Any:
-        return self._transport("attribute", "manifest", (), {})
+        return self._transport("attribute", "manifest")
 
     @property
     def kernel(self) -> Any:
-        return self._transport("attribute", "kernel", (), {})
+        return self._transport("attribute", "kernel")
 
     def __getattr__(self, method: str) -> Any:
         if method not in SHARD_METHODS:
@@ -129,18 +120,19 @@ def deploy(
     """The sharded collection at `path` with each shard served by its own Ray Serve
     application (`app_name(NAME, I)`, no HTTP route): Serve restarts a replica whose process
     dies."""
-    path = Path(path)
-    handles: Sequence[DeploymentHandle] = [
-        serve.run(
-            ShardReplica.options(
-                name=f"shard-{i}", ray_actor_options={"num_cpus": cpus_per_shard}
-            ).bind(str(shard_path(path, i))),
-            name=app_name(path.name, i),
+
+    def replica(path: Path, shard: int) -> RemoteShard:
+        host = ShardReplica.options(
+            name=f"shard-{shard}", ray_actor_options={"num_cpus": cpus_per_shard}
+        )
+        handle = serve.run(
+            host.bind(str(shard_path(path, shard))),
+            name=app_name(path.name, shard),
             route_prefix=None,
         )
-        for i in range(shard_count(path))
-    ]
-    return ShardedCollection(path.name, [RemoteShard.serve(h, timeout_s) for h in handles], encoder)
+        return RemoteShard.serve(handle, timeout_s)
+
+    return _sharded(path, encoder, replica)
 
 
 def deploy_actors(
@@ -150,12 +142,21 @@ def deploy_actors(
     cpus_per_shard: float = CPUS_PER_SHARD,
 ) -> ShardedCollection:
     """`deploy` with plain Ray actors instead of Serve applications (see `ShardActor`)."""
+
+    def actor(path: Path, shard: int) -> RemoteShard:
+        host = ShardActor.options(num_cpus=cpus_per_shard).remote(str(shard_path(path, shard)))
+        return RemoteShard.actor(host, timeout_s)
+
+    return _sharded(path, encoder, actor)
+
+
+def _sharded(
+    path: str | Path, encoder: Encoder | None, host: Callable[[Path, int], RemoteShard]
+) -> ShardedCollection:
+    """The sharded collection at `path` over one remote host per shard, started by `host`."""
     path = Path(path)
-    actors = [
-        ShardActor.options(num_cpus=cpus_per_shard).remote(str(shard_path(path, i)))
-        for i in range(shard_count(path))
-    ]
-    return ShardedCollection(path.name, [RemoteShard.actor(a, timeout_s) for a in actors], encoder)
+    shards = [host(path, shard) for shard in range(shard_count(path))]
+    return ShardedCollection(path.name, shards, encoder)
 
 
 def app_name(collection: str, shard: int) -> str:

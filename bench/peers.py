@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import data, peers_report, report
-from bench.peers_data import CHUNK, Bench, Result
+from bench.peers_data import CHUNK, SHARED, Bench, Result
 from bench.peers_drivers import drive_peer
 from bench.peers_env import PEERS, PEERS_DIR, setup
 from bench.peers_ours import ours
@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--systems",
         default=",".join(SYSTEMS),
         help=f"comma-separated subset of {', '.join(SYSTEMS)} (default: all)",
+    )
+    parser.add_argument(
+        "--encoder",
+        choices=("own", "shared"),
+        default="own",
+        help="own: every system encodes its own way, as installed (peers.json); shared: every "
+        "system on one encoder and thread setting (peers_shared.json, bench.peers_data.SHARED)",
     )
     parser.add_argument("--docs", type=int, help="first N documents (a subset keeping judgments)")
     parser.add_argument("--queries", type=int, help="first N judged test queries")
@@ -74,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else report.RESULTS_DIR
     root = Path(args.data) if args.data else data.data_dir()
     bench = Bench.load(root, args)
+    if bench.shared_encoder:  # every process of the run inherits the index-side thread pools
+        os.environ.update(dict(SHARED.pools))
     repeats = args.repeats or (1 if args.smoke else REPEATS)
     skipped: list[str] = []
     for peer in peers:
@@ -124,7 +133,8 @@ def timed_run(
 def write(
     bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: Path, repeats: int
 ) -> Path:
-    """peers.json (every pass) and peers.md (rendered from it by bench.peers_report)."""
+    """peers.json (every pass) and peers.md (rendered from it by bench.peers_report); with the
+    shared encoder, peers_shared.json and peers_shared.md."""
     figures = {
         "smoke": bench.smoke,
         "documents": len(bench.beir.doc_ids),
@@ -132,13 +142,15 @@ def write(
         "repeats": repeats,
         "chunk": CHUNK,
         "model": bench.model_name,
+        "shared_encoder": SHARED.describe() if bench.shared_encoder else None,
         "cores": os.cpu_count(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": bench.loads,
         "rows": [result.figures() for result in results],
         "skipped": list(skipped),
     }
-    report.write_json(out / "peers.json", figures)
+    name, title = ("peers_shared", " on one encoder") if bench.shared_encoder else ("peers", "")
+    report.write_json(out / f"{name}.json", figures)
     return report.write_text(
-        out / "peers.md", "# Peers on SciFact\n\n" + peers_report.tables(figures)
+        out / f"{name}.md", f"# Peers on SciFact{title}\n\n" + peers_report.tables(figures)
     )

@@ -27,6 +27,46 @@ SMOKE_DOCS = 150
 SMOKE_QUERIES = 20
 
 
+@dataclass(frozen=True)
+class SharedEncoder:
+    """`--encoder shared`: every system encodes with sentence-transformers on torch, the same way.
+
+    The peers through bench/drivers/sentence_encoder.py (with this batch and these threads),
+    ours through its `torch` backend (the same `SentenceTransformer.encode`) with query batching
+    off, since the peers encode each query alone. The index side gets one thread everywhere, as
+    ours pins its own: OpenMP (FAISS, torch's default) and BLAS pools by environment, the
+    encoder's torch threads set explicitly to the cores.
+    """
+
+    threads: int = os.cpu_count() or 1
+    batch: int = 32
+    pools: tuple[tuple[str, str], ...] = (
+        ("OMP_NUM_THREADS", "1"),
+        ("OPENBLAS_NUM_THREADS", "1"),
+        ("MKL_NUM_THREADS", "1"),
+    )
+
+    def server_settings(self) -> dict[str, Any]:
+        """Ours on this encoder: WHITENED_SEARCH_* settings by name."""
+        return {"backend": "torch", "batch_size": self.batch, "threads": self.threads,
+                "query_batch_ms": 0}  # fmt: skip
+
+    def job(self) -> dict[str, Any]:
+        """What a driver's job carries for it (bench/drivers/sentence_encoder.Encoder.from_job)."""
+        return {"encoder": "shared", "encoder_threads": self.threads, "encoder_batch": self.batch}
+
+    def describe(self) -> str:
+        pools = ", ".join(f"{name}={value}" for name, value in self.pools)
+        return (
+            f"every system encodes with sentence-transformers on torch (CPU, {self.threads} "
+            f"threads), batch {self.batch}, the model's max_seq_length, normalized vectors "
+            f"(ours: its torch backend, query batching off); index-side pools {pools}"
+        )
+
+
+SHARED = SharedEncoder()
+
+
 @dataclass
 class Bench:
     """SciFact as every system sees it: documents, the judged test queries, train queries."""
@@ -37,6 +77,8 @@ class Bench:
     smoke: bool
     model: str
     model_name: str
+    shared_encoder: bool = False
+    """`--encoder shared` (SHARED) rather than each system's own."""
     loads: list[tuple[float, float, float]] = field(default_factory=list)
 
     @classmethod
@@ -53,6 +95,7 @@ class Bench:
             smoke=args.smoke,
             model=str(args.model or bundled_model_path()),
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
+            shared_encoder=args.encoder == "shared",
             loads=[os.getloadavg()],
         )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.peers_data import CHUNK, TOP_K, WARMUP, Bench, Result, score
+from bench.peers_data import CHUNK, SHARED, TOP_K, WARMUP, Bench, Result, score
 from bench.peers_env import Peer
 from index.report import disk_bytes
 
@@ -29,6 +29,8 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
     workdir = work / peer.name
     documents = bench.write_documents(work.parent / "documents.jsonl")
     job: dict[str, Any] = {"workdir": str(workdir), "documents": str(documents)}
+    if bench.shared_encoder:
+        job |= SHARED.job()
     log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
     env = dict(os.environ)
     if peer.chroma_model:

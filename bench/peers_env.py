@@ -23,6 +23,9 @@ PEERS_DIR = Path(__file__).resolve().parent / ".peers"
 TORCH = "torch==2.13.0"
 """Installed first in every environment: the CPU build where PIP_FIND_LINKS offers it; a later
 install that let pip choose would pull a multi-GB CUDA build."""
+SENTENCE_TRANSFORMERS = "sentence-transformers==6.3.0"
+"""In every environment, the same version: the shared encoder of `--encoder shared`
+(bench/drivers/sentence_encoder.py), and the client-side encoder of the stores that take vectors."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,11 @@ class Peer:
 
 
 PEERS = (
-    Peer("txtai", ("txtai==9.14.0", "faiss-cpu==1.15.1", "sentence-transformers==6.2.0"), "txtai"),
-    Peer("chroma", ("chromadb==1.5.9",), "chroma", chroma_model=True),
-    Peer("lancedb", ("lancedb==0.40.0", "sentence-transformers==6.3.0"), "lancedb"),
-    Peer("qdrant", ("qdrant-client==1.20.0", "sentence-transformers==6.3.0"), "qdrant"),
-    Peer("qdrant-edge", ("qdrant-edge-py==0.9.0", "sentence-transformers==6.3.0"), "qdrant_edge"),
+    Peer("txtai", ("txtai==9.14.0", "faiss-cpu==1.15.1", SENTENCE_TRANSFORMERS), "txtai"),
+    Peer("chroma", ("chromadb==1.5.9", SENTENCE_TRANSFORMERS), "chroma", chroma_model=True),
+    Peer("lancedb", ("lancedb==0.40.0", SENTENCE_TRANSFORMERS), "lancedb"),
+    Peer("qdrant", ("qdrant-client==1.20.0", SENTENCE_TRANSFORMERS), "qdrant"),
+    Peer("qdrant-edge", ("qdrant-edge-py==0.9.0", SENTENCE_TRANSFORMERS), "qdrant_edge"),
 )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench import data, report
 from bench.live import LiveServer, wait_job
-from bench.peers_data import TOP_K, WARMUP, Bench, Result, score
+from bench.peers_data import SHARED, TOP_K, WARMUP, Bench, Result, score
 from bench.peers_drivers import run_driver
 from bench.speed_http import server_timing
 from index.report import disk_bytes
@@ -35,6 +35,8 @@ def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
     """The service over HTTP on its defaults, then refitted to exact cosine; then embedded."""
     data_dir = work / "ours"
     settings = {"model": args.model} if args.model else {}
+    if bench.shared_encoder:
+        settings |= SHARED.server_settings()
     server = LiveServer(data_dir, work / "server.log", inherit_settings=True, **settings)
     passed_on = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k != data.ENV_VAR)
     log.info("ours: starting the server (passing on %s)", passed_on or "no settings")
@@ -49,6 +51,7 @@ def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
     for result in (default, exact):
         result.peak_rss_bytes = rss
         result.notes["server_settings_passed_on"] = passed_on
+        result.notes["server_settings"] = settings
     job = {"workdir": str(data_dir), "collection": COLLECTION, "documents": None}
     env = server.env() | {f"{ENV_PREFIX}DATA_DIR": str(data_dir)}
     figures = run_driver(bench, "embedded", sys.executable, job, work, env)

@@ -52,6 +52,12 @@ def table(figures: dict[str, Any]) -> str:
     return report.markdown_table(["system", "setting", *(name for name, _ in columns)], lines)
 
 
+def encoders(figures: dict[str, Any]) -> str:
+    """Who encodes: each system its own way, or the shared encoder (bench.peers_data.SHARED)."""
+    shared = figures.get("shared_encoder")
+    return f"one encoder: {shared}" if shared else "each system encoding it its own way"
+
+
 def header(figures: dict[str, Any]) -> str:
     passes = {(row["repetition"], row["run"]): row["load_average_start"] for row in figures["rows"]}
     starts = [load[0] for load in passes.values()]
@@ -61,8 +67,9 @@ def header(figures: dict[str, Any]) -> str:
     text = (
         f"{'**SMOKE RUN: numbers not meaningful.** ' if figures['smoke'] else ''}"
         f"{figures['documents']:,} SciFact documents (title + text), {figures['queries']} judged "
-        f"test queries one at a time, top 10; model {figures['model']}; ingest in chunks of "
-        f"{figures['chunk']}. {figures['repeats']} repetitions, interleaved "
+        f"test queries one at a time, top 10; model {figures['model']}, "
+        f"{encoders(figures)}; ingest in chunks of {figures['chunk']}. {figures['repeats']} "
+        f"repetition{'s' if figures['repeats'] > 1 else ''}, interleaved "
         f"({', '.join(systems)}, then again), each pass from an empty directory; cells are the "
         f"median (min–max) over the passes. Load average (1 min) at the start of each pass: "
         f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; finished "

@@ -191,8 +191,11 @@ def encoders(results: Path) -> str:
     return encoders_table(figures["rows"])
 
 
-def peers(results: Path) -> str:
-    return peers_report.tables(load(results, "peers.json"))
+def peers(name: str) -> Renderer:
+    def render(results: Path) -> str:
+        return peers_report.tables(load(results, f"{name}.json"))
+
+    return render
 
 
 def served_bytes(name: str) -> Renderer:
@@ -239,7 +242,8 @@ RENDERERS: dict[str, Renderer] = {
     "quality-scifact": quality_grid("quality_scifact.json", "train"),
     "speed-backends": speed_backends,
     "encoders": encoders,
-    "peers": peers,
+    "peers": peers("peers"),
+    "peers-shared": peers("peers_shared"),
     "served-bytes-scifact": served_bytes("scifact"),
     "served-bytes-reuters": served_bytes("reuters"),
     "served-bytes-budgets": served_budgets,

@@ -163,6 +163,33 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
         assert peer_exact[-1]["ndcg_at_10"] == pytest.approx(exact["ndcg_at_10"], abs=0.02)
 
 
+def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """`python -m bench peers --smoke --encoder shared`: ours on its torch backend with query
+    batching off, each installed peer through the shared encoder with the same pinned pools; the
+    same vectors, so every exact search scores as ours does."""
+    from bench.peers import PEERS, PEERS_DIR
+    from bench.peers_data import SHARED
+
+    _require(data_dir)
+    argv = ["peers", "--smoke", "--quiet", "--encoder", "shared", "--out", str(tmp_path)]
+    assert main([*argv, "--data", str(data_dir)]) == 0
+    assert not (tmp_path / "peers.json").exists()
+    figures = json.loads((tmp_path / "peers_shared.json").read_text(encoding="utf-8"))
+    assert figures["shared_encoder"] == SHARED.describe()
+    assert "one encoder: every system encodes" in (tmp_path / "peers_shared.md").read_text()
+    ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
+    assert all(row["server_settings"] == SHARED.server_settings() for row in ours)
+    exact = next(row for row in ours if "exact cosine" in row["setting"])
+    for peer in PEERS:
+        measured = [row for row in figures["rows"] if row["system"] == peer.name]
+        if peer.missing(PEERS_DIR) is not None:
+            continue
+        assert measured and f"({SHARED.threads} threads)" in measured[0]["setting"]
+        assert measured[0]["ndcg_at_10"] == pytest.approx(exact["ndcg_at_10"], abs=0.005)
+
+
 def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:
     from bench.peers import PEERS
 

@@ -28,7 +28,7 @@ class LanceDb(driver.System):
     packages = ("lancedb", "pyarrow", "sentence-transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
-        self.encoder = Encoder(job["model"])
+        self.encoder = Encoder.from_job(job)
         self.db = lancedb.connect(job["workdir"])
         self.table: Any = None
         self.refine: int | None = None

@@ -23,7 +23,7 @@ class Qdrant(driver.System):
     packages = ("qdrant-client", "sentence-transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
-        self.encoder = Encoder(job["model"])
+        self.encoder = Encoder.from_job(job)
         self.client = QdrantClient(path=job["workdir"])
         self.client.create_collection(
             COLLECTION,

@@ -41,7 +41,7 @@ class QdrantEdge(driver.System):
     packages = ("qdrant-edge-py", "sentence-transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
-        self.encoder = Encoder(job["model"])
+        self.encoder = Encoder.from_job(job)
         self.workdir = Path(job["workdir"])
         config = EdgeConfig(
             vectors=EdgeVectorParams(size=self.encoder.dimension, distance=Distance.Cosine),

@@ -6,21 +6,37 @@ on torch with txtai's own pooling, which reads the model's sentence-transformers
 `encodebatch` 32, indexing batches of 1024, the FAISS backend. Over 5,000 documents FAISS gets an
 IVF index (`IVF{x},Flat`, x cells) searched with nprobe = x/16 cells, so a second pass searches
 every cell (exact, as Flat); at 5,000 or fewer it is Flat (exact) and there is one pass.
+
+With `--encoder shared` txtai encodes through the shared encoder (bench/drivers/sentence_encoder.py)
+as its documented `external` vectors method (`transform`: a function from a batch of texts to
+vectors); the rest stays txtai's.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 import driver
+from sentence_encoder import Encoder, shared
 from txtai import Embeddings
 
 
 class Txtai(driver.System):
-    packages = ("txtai", "faiss-cpu", "transformers", "torch")
+    packages = ("txtai", "faiss-cpu", "transformers", "sentence-transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
         self.workdir = job["workdir"]
+        self.encoder = Encoder.from_job(job) if shared(job) else None
+        model = {"path": job["model"]}
+        if self.encoder:
+            encode = self.encoder.encode
+
+            def transform(texts: list[str]) -> Any:
+                """A plain function: txtai calls any other callable once to get one."""
+                return encode(texts)
+
+            model = {"method": "external", "transform": transform}
         self.embeddings = Embeddings(
-            path=job["model"],
+            **model,
             content=True,  # keep the texts (SQLite), as the other systems do
         )
         self.rows: list[tuple[str, str, None]] = []
@@ -40,6 +56,8 @@ class Txtai(driver.System):
 
     def settings(self) -> Iterator[str]:
         components = self.embeddings.config["build"]["settings"]["components"]
+        if self.encoder:
+            components += f" on the shared encoder: {self.encoder.describe()}"
         backend = self.embeddings.ann.backend
         cells = getattr(backend, "nlist", None)
         if cells is None:

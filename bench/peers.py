@@ -1,12 +1,14 @@
-"""Peers benchmark: ours beside txtai, Chroma, LanceDB and Qdrant on SciFact, each as installed.
+"""Peers benchmark: ours beside txtai, Chroma, LanceDB and Qdrant, each as installed or all on
+one encoder, on SciFact (judged) or on Reuters sentences (scored against exact search).
 
 Every system runs in its own process and is measured the same way: ingest documents/s (encoding
 included, until the documents are on disk), latency of one query at a time (encoding included),
-peak resident memory of that process, bytes of its directory per document, and nDCG@10 of the
-rankings it returns, scored here by `index.metrics`. Each system is measured `--repeats` times,
-interleaved (ours, txtai, Chroma, LanceDB, Qdrant, Qdrant Edge, ours, ...), each time from an
-empty directory, with the load average recorded when it starts; `bench.peers_report` renders
-medians and spreads.
+peak resident memory of that process, bytes of its directory per document, and nDCG@10
+(SciFact) or recall@10 against exact search (Reuters) of the rankings it returns, scored here by
+`index.metrics`; txtai and Chroma also through their own HTTP servers, as ours is. Each system
+is measured `--repeats` times, interleaved (ours, txtai, Chroma, LanceDB, Qdrant, Qdrant Edge,
+ours, ...), each time from an empty directory, once the load average has settled (`settle`), and
+with the load average recorded when it starts; `bench.peers_report` renders medians and spreads.
 
 Ours is the real HTTP service (`bench.live.LiveServer`) on its defaults (onnx encoder, k=128, SQ8,
 candidates re-scored by exact cosine), then refitted without re-encoding to k=d, Flat, no
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import data, peers_report, report
-from bench.peers_data import CHUNK, SHARED, Bench, Result
+from bench.peers_data import CHUNK, CORPORA, REUTERS_DOCS, SHARED, Bench, Result
 from bench.peers_drivers import drive_peer
 from bench.peers_env import PEERS, PEERS_DIR, setup
 from bench.peers_ours import ours
@@ -57,7 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="own: every system encodes its own way, as installed (peers.json); shared: every "
         "system on one encoder and thread setting (peers_shared.json, bench.peers_data.SHARED)",
     )
-    parser.add_argument("--docs", type=int, help="first N documents (a subset keeping judgments)")
+    parser.add_argument(
+        "--corpus",
+        choices=CORPORA,
+        default="scifact",
+        help="scifact (judged; the default) or reuters (sentences, scored against exact search)",
+    )
+    parser.add_argument(
+        "--docs",
+        type=int,
+        help="SciFact: a subset of N documents keeping judgments; Reuters: the first N distinct "
+        f"sentences (default {REUTERS_DOCS:,})",
+    )
     parser.add_argument("--queries", type=int, help="first N judged test queries")
     parser.add_argument(
         "--repeats",
@@ -117,10 +130,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SETTLE_SECONDS = 60.0
+"""Longest wait before a pass for the 1-minute load average to fall below the cores."""
+
+
+def settle(cores: int, limit: float = SETTLE_SECONDS) -> None:
+    """Wait (up to `limit` s) until the 1-minute load average is below the number of cores:
+    right after a pass it still counts that pass's own work (it decays over about a minute),
+    so each pass starts on a machine this benchmark is not still loading, and a load above
+    the cores at a start is other work, as the table's header then says."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] >= cores and time.monotonic() < deadline:
+        time.sleep(2.0)
+
+
 def timed_run(
     repetition: int, name: str, measure: Callable[[Path], list[Result]], work: Path
 ) -> list[Result]:
     """One system's pass from an empty directory, with the load average when it started."""
+    settle(os.cpu_count() or 1)
     load = os.getloadavg()
     (work / f"{name}-{repetition}").mkdir(parents=True)
     log.info("pass %d: %s (load average %.2f)", repetition, name, load[0])
@@ -134,10 +162,12 @@ def write(
     bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: Path, repeats: int
 ) -> Path:
     """peers.json (every pass) and peers.md (rendered from it by bench.peers_report); with the
-    shared encoder, peers_shared.json and peers_shared.md."""
+    shared encoder peers_shared.*, on Reuters sentences peers[_shared]_reuters_N.*."""
     figures = {
         "smoke": bench.smoke,
-        "documents": len(bench.beir.doc_ids),
+        "corpus": bench.corpus,
+        "corpus_description": bench.describe(),
+        "documents": len(bench.doc_ids),
         "queries": len(bench.queries),
         "repeats": repeats,
         "chunk": CHUNK,
@@ -149,8 +179,12 @@ def write(
         "rows": [result.figures() for result in results],
         "skipped": list(skipped),
     }
-    name, title = ("peers_shared", " on one encoder") if bench.shared_encoder else ("peers", "")
+    name = "peers" + ("_shared" if bench.shared_encoder else "")
+    title = "SciFact" if bench.labelled else f"{len(bench.doc_ids):,} Reuters sentences"
+    if not bench.labelled:
+        name += f"_reuters_{len(bench.doc_ids)}"
+    title += " on one encoder" if bench.shared_encoder else ""
     report.write_json(out / f"{name}.json", figures)
     return report.write_text(
-        out / f"{name}.md", f"# Peers on SciFact{title}\n\n" + peers_report.tables(figures)
+        out / f"{name}.md", f"# Peers on {title}\n\n" + peers_report.tables(figures)
     )

@@ -1,7 +1,7 @@
-"""What the peers benchmark hands every system and gets back: SciFact, and one measured row.
+"""What the peers benchmark hands every system and gets back: a corpus, and one measured row.
 
 Every system, ours and the peers, gets the same documents, queries, model and chunk size from
-a Bench, and each pass comes back as Results scored by the same `index.metrics.ndcg_at_k`.
+a Bench, and each pass comes back as Results scored by the same `index.metrics` code.
 """
 
 import argparse
@@ -15,7 +15,7 @@ import numpy as np
 
 from bench import data, report
 from index.encoder import bundled_model_path
-from index.metrics import ndcg_at_k
+from index.metrics import ndcg_at_k, recall_at_k
 from service.config import ServerSettings
 
 CHUNK: int = ServerSettings.model_fields["ingest_chunk"].default
@@ -67,11 +67,21 @@ class SharedEncoder:
 SHARED = SharedEncoder()
 
 
+CORPORA = ("scifact", "reuters")
+REUTERS_DOCS = 20_000
+"""Reuters sentences by default: 4× txtai's switch to IVF at 5,000 (SciFact's 5,183 sits on it)."""
+REUTERS_QUERIES = 300
+
+
 @dataclass
 class Bench:
-    """SciFact as every system sees it: documents, the judged test queries, train queries."""
+    """The corpus as every system sees it: documents, queries, and what a ranking is scored
+    against: SciFact's judgments of its test queries (nDCG@10), or for Reuters sentences, which
+    have none, the exact top 10 of the model's own vectors (recall@10 against exact search)."""
 
-    beir: data.Beir
+    corpus: str
+    doc_ids: list[str]
+    documents: list[str]
     queries: list[str]
     judgments: list[dict[str, int]]
     smoke: bool
@@ -83,28 +93,86 @@ class Bench:
 
     @classmethod
     def load(cls, root: Path, args: argparse.Namespace) -> "Bench":
-        limit_docs = SMOKE_DOCS if args.smoke and args.docs is None else args.docs
-        beir = data.load_scifact(root, limit_docs=limit_docs)
-        rows, judgments = beir.judged("test")
-        limit_queries = SMOKE_QUERIES if args.smoke and args.queries is None else args.queries
-        rows, judgments = rows[:limit_queries], judgments[:limit_queries]
+        docs = SMOKE_DOCS if args.smoke and args.docs is None else args.docs
+        queries = SMOKE_QUERIES if args.smoke and args.queries is None else args.queries
+        model = str(args.model or bundled_model_path())
+        if args.corpus == "reuters":
+            doc_ids, documents, texts = _reuters(root, docs or REUTERS_DOCS, queries)
+            judgments = _exact_top(model, documents, doc_ids, texts)
+        else:
+            beir = data.load_scifact(root, limit_docs=docs)
+            rows, judgments = beir.judged("test")
+            rows, judgments = rows[:queries], judgments[:queries]
+            doc_ids, documents = beir.doc_ids, beir.documents
+            texts = [beir.queries[i] for i in rows]
         return cls(
-            beir=beir,
-            queries=[beir.queries[i] for i in rows],
+            corpus=args.corpus,
+            doc_ids=doc_ids,
+            documents=documents,
+            queries=texts,
             judgments=judgments,
             smoke=args.smoke,
-            model=str(args.model or bundled_model_path()),
+            model=model,
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
             shared_encoder=args.encoder == "shared",
             loads=[os.getloadavg()],
         )
 
+    @property
+    def labelled(self) -> bool:
+        """Judged by people (SciFact), rather than by exact search (Reuters)."""
+        return self.corpus == "scifact"
+
+    def describe(self) -> str:
+        """The corpus and the queries, as the table's header says them."""
+        if self.labelled:
+            return scifact_description(len(self.doc_ids), len(self.queries))
+        return (
+            f"the first {len(self.doc_ids):,} distinct Reuters sentences, the next "
+            f"{len(self.queries)} distinct ones as queries, scored by recall@10 against the exact "
+            "top 10 of the model's vectors (sentence-transformers on torch, cosine)"
+        )
+
     def write_documents(self, path: Path) -> Path:
         """The documents as jsonl (id, text), the form the peers' drivers ingest."""
         with path.open("w", encoding="utf-8") as handle:
-            for doc_id, text in zip(self.beir.doc_ids, self.beir.documents, strict=True):
+            for doc_id, text in zip(self.doc_ids, self.documents, strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}) + "\n")
         return path
+
+
+def scifact_description(documents: int, queries: int) -> str:
+    return f"{documents:,} SciFact documents (title + text), {queries} judged test queries"
+
+
+def _reuters(root: Path, docs: int, queries: int | None) -> tuple[list[str], list[str], list[str]]:
+    """The first `docs` distinct sentences (ids r0, r1, ...) and the next distinct ones as
+    queries: no query is also a document, and no two documents tie."""
+    distinct = list(dict.fromkeys(data.load_reuters_sentences(root)))
+    wanted = queries or REUTERS_QUERIES
+    if len(distinct) < docs + wanted:
+        raise SystemExit(
+            f"bench peers: {len(distinct):,} distinct Reuters sentences, fewer than {docs:,} "
+            f"documents and {wanted} queries: ask for fewer with --docs"
+        )
+    documents = distinct[:docs]
+    return [f"r{i}" for i in range(docs)], documents, distinct[docs : docs + wanted]
+
+
+def _exact_top(
+    model: str, documents: list[str], doc_ids: list[str], queries: list[str]
+) -> list[dict[str, int]]:
+    """Each query's exact top 10 by cosine of the model's own vectors (torch; cached)."""
+    from bench.cache import EmbeddingCache
+    from index.encoder import Encoder
+    from index.validation import unit_rows
+
+    encoder = Encoder(None if model == str(bundled_model_path()) else model, backend="torch")
+    cache = EmbeddingCache()
+    corpus = unit_rows(cache.encode(encoder, documents, "peers corpus"))
+    asked = unit_rows(cache.encode(encoder, queries, "peers queries"))
+    top = np.argsort(-(asked @ corpus.T), axis=1)[:, :TOP_K]
+    return [{doc_ids[int(i)]: 1 for i in row} for row in top]
 
 
 @dataclass
@@ -119,7 +187,11 @@ class Result:
     peak_rss_bytes: int | None
     disk_bytes: int | None
     ingest_seconds: float | None = None
+    http: bool = False
+    """Asked over HTTP (a server), rather than as a library in process."""
     ndcg: float | None = None
+    recall: float | None = None
+    """recall@10 against exact search (Reuters, no judgments)."""
     notes: dict[str, Any] = field(default_factory=dict)
     repetition: int = 0
     run: str = ""
@@ -133,6 +205,7 @@ class Result:
             "setting": self.setting,
             "repetition": self.repetition,
             "run": self.run,
+            "http": self.http,
             "load_average_start": self.load_average_start,
             "documents": self.documents,
             "queries": len(self.seconds),
@@ -150,11 +223,16 @@ class Result:
                 None if self.disk_bytes is None else self.disk_bytes / self.documents
             ),
             "ndcg_at_10": self.ndcg,
+            "recall_at_10_exact": self.recall,
             **self.notes,
         }
 
 
 def score(bench: Bench, result: Result) -> Result:
-    """The result with its nDCG@10 against the judgments of the queries it answered."""
-    result.ndcg = ndcg_at_k(result.rankings, bench.judgments, TOP_K)
+    """The result with its nDCG@10 against SciFact's judgments, or its recall@10 against the
+    exact top 10 of Reuters queries."""
+    if bench.labelled:
+        result.ndcg = ndcg_at_k(result.rankings, bench.judgments, TOP_K)
+    else:
+        result.recall = recall_at_k(result.rankings, bench.judgments, TOP_K)
     return result

@@ -31,27 +31,43 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
     job: dict[str, Any] = {"workdir": str(workdir), "documents": str(documents)}
     if bench.shared_encoder:
         job |= SHARED.job()
-    log.info("%s: ingesting %d documents", peer.name, len(bench.beir.doc_ids))
+    log.info("%s: ingesting %d documents", peer.name, len(bench.doc_ids))
     env = dict(os.environ)
     if peer.chroma_model:
         env["HOME"] = str(peer.user_home(args.peers_dir))
-    figures = run_driver(bench, peer.driver, str(peer.python(args.peers_dir)), job, work, env)
+    python = str(peer.python(args.peers_dir))
+    figures = run_driver(bench, peer.driver, python, job, work, env)
     size = disk_bytes(workdir)
-    results = []
+    results = _results(bench, peer.name, figures, size)
+    if peer.http and not bench.shared_encoder:
+        log.info("%s: querying its own server over HTTP", peer.name)
+        served = {"workdir": str(workdir), "documents": None, "http": True}
+        figures = run_driver(bench, peer.driver, python, served, work / "http", env)
+        results += _results(bench, f"{peer.name}, HTTP", figures, size)
+    return results
+
+
+def _results(bench: Bench, system: str, figures: dict[str, Any], size: int) -> list[Result]:
+    """A driver's settings as scored rows; the ingest time on the first (the pass's ingest)."""
+    results: list[Result] = []
     for setting in figures["settings"]:
+        notes = {**setting.get("inner", {}), "versions": figures["versions"]}
+        if figures.get("http"):
+            notes["queries_per_s"] = setting["queries_per_s"]
         results.append(
             score(
                 bench,
                 Result(
-                    system=peer.name,
+                    system=system,
                     setting=setting["setting"],
-                    documents=len(bench.beir.doc_ids),
+                    documents=len(bench.doc_ids),
                     rankings=setting["rankings"],
                     seconds=setting["seconds"],
                     peak_rss_bytes=figures["peak_rss_bytes"],
                     disk_bytes=size,
                     ingest_seconds=None if results else figures.get("ingest_seconds"),
-                    notes={**setting.get("inner", {}), "versions": figures["versions"]},
+                    http=figures.get("http", False),
+                    notes=notes,
                 ),
             )
         )

@@ -35,6 +35,8 @@ class Peer:
     name: str
     requirements: tuple[str, ...]
     driver: str
+    http: bool = False
+    """Has a server of its own to measure over HTTP beside ours (txtai's API, `chroma run`)."""
     chroma_model: bool = False
     """Runs with HOME set to its own folder, where `--setup` puts the ONNX model files that Chroma's
     default embedding function would download (bench.chroma_model)."""
@@ -74,8 +76,15 @@ class Peer:
 
 
 PEERS = (
-    Peer("txtai", ("txtai==9.14.0", "faiss-cpu==1.15.1", SENTENCE_TRANSFORMERS), "txtai"),
-    Peer("chroma", ("chromadb==1.5.9", SENTENCE_TRANSFORMERS), "chroma", chroma_model=True),
+    Peer(
+        "txtai",
+        ("txtai[api]==9.14.0", "faiss-cpu==1.15.1", SENTENCE_TRANSFORMERS),
+        "txtai",
+        http=True,
+    ),
+    Peer(
+        "chroma", ("chromadb==1.5.9", SENTENCE_TRANSFORMERS), "chroma", http=True, chroma_model=True
+    ),
     Peer("lancedb", ("lancedb==0.40.0", SENTENCE_TRANSFORMERS), "lancedb"),
     Peer("qdrant", ("qdrant-client==1.20.0", SENTENCE_TRANSFORMERS), "qdrant"),
     Peer("qdrant-edge", ("qdrant-edge-py==0.9.0", SENTENCE_TRANSFORMERS), "qdrant_edge"),

@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 
 from bench import data, report
+from bench.drivers.driver import throughput
 from bench.live import LiveServer, wait_job
 from bench.peers_data import SHARED, TOP_K, WARMUP, Bench, Result, score
 from bench.peers_drivers import run_driver
@@ -61,7 +62,7 @@ def ours(bench: Bench, work: Path, args: argparse.Namespace) -> list[Result]:
         Result(
             system="ours, embedded (Engine in process, no HTTP)",
             setting=exact.setting,
-            documents=len(bench.beir.doc_ids),
+            documents=len(bench.doc_ids),
             rankings=setting["rankings"],
             seconds=setting["seconds"],
             peak_rss_bytes=figures["peak_rss_bytes"],
@@ -81,7 +82,7 @@ def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, dict[str, Any]]:
     _check(client.post("/collections", json={"name": COLLECTION}))
     documents = [
         {"id": doc_id, "text": text}
-        for doc_id, text in zip(bench.beir.doc_ids, bench.beir.documents, strict=True)
+        for doc_id, text in zip(bench.doc_ids, bench.documents, strict=True)
     ]
     n = len(documents)
     log.info("ours: ingesting %d documents over HTTP", n)
@@ -135,7 +136,9 @@ def _serve(bench: Bench, client: httpx.Client, data_dir: Path) -> tuple[Result, 
 
 
 def _query_pass(bench: Bench, client: httpx.Client, setting: str) -> Result:
-    """Every query alone over HTTP, timed at the client; the server's own split in the notes."""
+    """Every query alone over HTTP, timed at the client, then all of them from
+    bench.drivers.driver.CLIENTS clients at once (queries/s), as the peers' servers are measured;
+    the server's own split of a query in the notes."""
     path = f"/collections/{COLLECTION}/query"
     for text in bench.queries[:WARMUP]:
         _check(client.post(path, json={"text": text, "top_k": TOP_K}))
@@ -149,15 +152,23 @@ def _query_pass(bench: Bench, client: httpx.Client, setting: str) -> Result:
         timing = server_timing(response.headers.get("server-timing", ""))
         server_ms.append([timing.get("encode", float("nan")), timing.get("search", float("nan"))])
     encode_ms, search_ms = np.median(np.asarray(server_ms), axis=0)
+    per_s = throughput(
+        lambda text: _check(client.post(path, json={"text": text, "top_k": TOP_K})), bench.queries
+    )
     return Result(
         system="ours, HTTP service",
         setting=setting,
-        documents=len(bench.beir.doc_ids),
+        http=True,
+        documents=len(bench.doc_ids),
         rankings=rankings,
         seconds=seconds,
         peak_rss_bytes=None,
         disk_bytes=None,
-        notes={"encode_ms_p50": encode_ms, "search_ms_p50": search_ms},
+        notes={
+            "encode_ms_p50": encode_ms,
+            "search_ms_p50": search_ms,
+            "queries_per_s": per_s,
+        },
     )
 
 

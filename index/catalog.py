@@ -66,7 +66,7 @@ class Catalog:
         self.refit_growth = refit_growth
         self._collections: dict[str, Collection] = {}
         self._unavailable: dict[str, str] = {}
-        self._encoders: dict[str, Encoder] = {}
+        self._encoders: dict[tuple[str, str], Encoder] = {}
         self._lock = threading.Lock()  # the dictionaries above, held for no I/O
         self._name_locks: dict[str, threading.Lock] = {}
         for entry in self.root.iterdir():  # creations and deletions a crash interrupted
@@ -160,16 +160,18 @@ class Catalog:
             path.rename(doomed)
             shutil.rmtree(doomed, ignore_errors=True)
 
-    def encoder(self, model: str | None = None) -> Encoder:
-        """The shared encoder of `model` (None: the catalog's default model)."""
+    def encoder(self, model: str | None = None, backend: str | None = None) -> Encoder:
+        """The shared encoder of `model` (None: the catalog's default model) on `backend`
+        (None: the catalog's; an ingest job may run another whose vectors compare)."""
         model = self.default_model if model is None else model
-        key = DEFAULT_MODEL_ID if model in (None, DEFAULT_MODEL_ID) else model
+        name = DEFAULT_MODEL_ID if model in (None, DEFAULT_MODEL_ID) else model
+        key = (name, check_backend(backend or self.backend))
         with self._lock:
             if key not in self._encoders:
                 self._encoders[key] = Encoder(
-                    None if key == DEFAULT_MODEL_ID else key,
+                    None if name == DEFAULT_MODEL_ID else name,
                     batch_size=self.batch_size,
-                    backend=self.backend,
+                    backend=key[1],
                     cache_dir=self.cache_dir,
                     threads=self.threads,
                 )

@@ -14,7 +14,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.collection import REFIT_GROWTH
-from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend
+from index.encoder import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Backend, require_compatible
+from index.errors import ModelMismatch
 from index.snapshots import Settings
 
 DEFAULTS = Settings()
@@ -26,6 +27,10 @@ OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker 
 QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "openvino": 0.0, "onnx-int8": 0.0}
 """Measured with 16 concurrent clients (README): batching pays only where a forward pass has a
 large fixed cost (torch); ONNX Runtime has almost none, so a batch only adds padding."""
+INGEST_BACKEND_BY_BACKEND: dict[str, Backend] = {"onnx": "openvino"}
+"""Measured here (README's encoders table, issue 14): OpenVINO runs the same ONNX export faster
+on long texts in bulk, but answered one query over HTTP slower than ONNX Runtime; so an `onnx`
+server ingests through `openvino` (the same vectors) and answers queries through `onnx`."""
 MiB = 1024 * 1024
 
 
@@ -121,6 +126,12 @@ class ServerSettings(BaseSettings):
         "`torch` (sentence-transformers) or `onnx-int8` (faster still; slightly different "
         "vectors, so its collections take no other backend).",
     )
+    ingest_backend: Backend | None = Field(
+        None,
+        description="Encoder backend of ingest jobs (bulk encoding). None: `openvino` where "
+        "`backend` is `onnx` (the same vectors, faster on long texts in bulk), else `backend`. "
+        "Its vectors must compare with `backend`'s (the fp32 backends all do).",
+    )
     model_cache_dir: Path | None = Field(
         None,
         description="Where ONNX exports of the models are kept (made once from the local model "
@@ -157,6 +168,12 @@ class ServerSettings(BaseSettings):
         ).for_dimension(dimension)
         return defaults.updated(**(given or {}))
 
+    def bulk_backend(self) -> Backend:
+        """The backend of ingest jobs in force: the setting, else the one for `backend`."""
+        if self.ingest_backend is not None:
+            return self.ingest_backend
+        return INGEST_BACKEND_BY_BACKEND.get(self.backend, self.backend)
+
     def query_batch_seconds(self) -> float:
         """The query-batching window in force: the setting, else the backend's default."""
         if self.query_batch_ms is not None:
@@ -184,6 +201,19 @@ class ServerSettings(BaseSettings):
                     f"unknown setting {variable}: did you mean {ENV_PREFIX}{nearest[0]}? "
                     "Unset it, or see the settings table in the README"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _ingest_vectors_compare(self) -> "ServerSettings":
+        """Ingest jobs and queries must give vectors that compare: refuse to start otherwise."""
+        try:
+            require_compatible(self.backend, self.bulk_backend(), "WHITENED_SEARCH_BACKEND")
+        except ModelMismatch:
+            raise ValueError(
+                f"INGEST_BACKEND {self.ingest_backend!r} gives other vectors than BACKEND "
+                f"{self.backend!r}: leave INGEST_BACKEND unset, or pick an fp32 backend "
+                "(onnx, openvino, torch) for both"
+            ) from None
         return self
 
     @field_validator("rescore", mode="before")
@@ -214,7 +244,9 @@ class ServerSettings(BaseSettings):
             return None
         return value
 
-    @field_validator("model", "model_cache_dir", "threads", "query_batch_ms", mode="before")
+    @field_validator(
+        "model", "model_cache_dir", "threads", "query_batch_ms", "ingest_backend", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -150,6 +150,7 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     assert embedded["same_rankings_as_http"] == 1.0 and embedded["setting"] == exact["setting"]
     assert embedded["ndcg_at_10"] == exact["ndcg_at_10"] and embedded["encode_ms_p50"] > 0
     assert default["peak_rss_mib"] > 100 and embedded["peak_rss_mib"] > 100
+    assert default["http"] and default["queries_per_s"] > 0 and not embedded["http"]
     for peer in PEERS:
         reason = peer.missing(PEERS_DIR)
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
@@ -161,6 +162,12 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
         # Same documents, queries and model (each run its own way): exact search agrees with ours.
         peer_exact = [row for row in measured if "exact" in row["setting"] or peer.name == "chroma"]
         assert peer_exact[-1]["ndcg_at_10"] == pytest.approx(exact["ndcg_at_10"], abs=0.02)
+        served = [row for row in figures["rows"] if row["system"] == f"{peer.name}, HTTP"]
+        if peer.http:  # its own server over the same directory answers as the library does
+            assert served and served[0]["http"] and served[0]["queries_per_s"] > 0
+            assert served[0]["ndcg_at_10"] == pytest.approx(measured[0]["ndcg_at_10"], abs=0.005)
+        else:
+            assert not served
 
 
 def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
@@ -182,12 +189,29 @@ def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
     ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
     assert all(row["server_settings"] == SHARED.server_settings() for row in ours)
     exact = next(row for row in ours if "exact cosine" in row["setting"])
+    assert [row["system"] for row in figures["rows"] if row["http"]] == [r["system"] for r in ours]
     for peer in PEERS:
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
         if peer.missing(PEERS_DIR) is not None:
             continue
         assert measured and f"({SHARED.threads} threads)" in measured[0]["setting"]
         assert measured[0]["ndcg_at_10"] == pytest.approx(exact["ndcg_at_10"], abs=0.005)
+
+
+def test_peers_smoke_on_reuters_scores_against_exact_search(tmp_path: Path, data_dir: Path) -> None:
+    """`python -m bench peers --smoke --corpus reuters --systems ours`: distinct sentences, the
+    next ones as queries, each ranking scored by recall@10 against the exact top 10."""
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
+    argv = ["peers", "--smoke", "--quiet", "--corpus", "reuters", "--systems", "ours"]
+    assert main([*argv, "--out", str(tmp_path), "--data", str(data_dir)]) == 0
+    figures = json.loads((tmp_path / "peers_reuters_150.json").read_text(encoding="utf-8"))
+    table = (tmp_path / "peers_reuters_150.md").read_text(encoding="utf-8")
+    assert figures["corpus"] == "reuters" and "distinct Reuters sentences" in table
+    assert "recall@10 vs exact" in table and "nDCG@10" not in table
+    exact = next(row for row in figures["rows"] if "exact cosine" in row["setting"])
+    # ours encodes with ONNX, the truth with torch: the same vectors to 1e-5, the same top 10
+    assert exact["recall_at_10_exact"] >= 0.95 and exact["ndcg_at_10"] is None
 
 
 def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ standard library, this module and the system itself: nothing of the project. The
 job, reads the result and does all the scoring, so every system is measured by the same code.
 
 job.json: {"model": path, "chunk", "top_k", "warmup", "workdir",
-           "documents": path of a JSONL of {"id", "text"} or null (no ingest), "queries": [text]}
+           "documents": path of a JSONL of {"id", "text"} or null (no ingest), "queries": [text],
+           "http": query the peer's own server instead of the library (optional)}
 result.json: {"load_seconds", "ingest_seconds", "documents", "settings": [{"setting", "seconds",
-              "rankings", "inner"}], "peak_rss_bytes", "versions"}
+              "rankings", "inner", "queries_per_s" (over HTTP)}], "peak_rss_bytes", "versions",
+              "http"}
 """
 
 import json
@@ -17,11 +19,25 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 Job = dict[str, Any]
+
+CLIENTS = 4
+"""Clients of the queries/s figure over HTTP, each sending one query at a time."""
+
+
+def throughput(
+    search: Callable[[str], object], queries: list[str], clients: int = CLIENTS
+) -> float:
+    """Queries/s with `clients` threads answering every query once between them."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(search, queries))
+    return len(queries) / (time.perf_counter() - started)
 
 
 class System(ABC):
@@ -29,6 +45,8 @@ class System(ABC):
 
     packages: tuple[str, ...] = ()
     """Distributions whose versions the result records."""
+    http = False
+    """Whether `search` asks the peer's own server over HTTP (then queries/s is measured too)."""
 
     @abstractmethod
     def ingest(self, ids: list[str], texts: list[str]) -> None:
@@ -50,6 +68,24 @@ class System(ABC):
         """Timings the system reports about its own queries (none by default)."""
         return {}
 
+    def peak_rss_bytes(self) -> int | None:
+        """The peak memory to report when it is not this process's (a server's); None: ours."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 (most systems start nothing)
+        """Stop what the system started (a server)."""
+
+
+def shared_encoder(job: Job) -> Any:
+    """The shared encoder (sentence_encoder.Encoder) when the job asks for it (`bench peers
+    --encoder shared`), else None: imported only then, so that a system on its own encoder never
+    loads torch for it (its memory would count)."""
+    if job.get("encoder") != "shared":
+        return None
+    from sentence_encoder import Encoder
+
+    return Encoder.from_job(job)
+
 
 def main(build: Callable[[Job], System]) -> None:
     job_path, result_path = sys.argv[1:3]
@@ -69,19 +105,22 @@ def main(build: Callable[[Job], System]) -> None:
             begun = time.perf_counter()
             rankings.append(system.search(text, top_k))
             seconds.append(time.perf_counter() - begun)
-        result["settings"].append(
-            {
-                "setting": description,
-                "seconds": seconds,
-                "rankings": rankings,
-                "inner": system.inner(),
-            }
-        )
+        setting = {
+            "setting": description,
+            "seconds": seconds,
+            "rankings": rankings,
+            "inner": system.inner(),
+        }
+        if system.http:
+            setting["queries_per_s"] = throughput(lambda t: system.search(t, top_k), queries)
+        result["settings"].append(setting)
     usage = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    result["peak_rss_bytes"] = usage * 1024  # KiB on Linux
+    result["peak_rss_bytes"] = system.peak_rss_bytes() or usage * 1024  # KiB on Linux
+    result["http"] = system.http
+    system.close()
     result["versions"] = {name: metadata.version(name) for name in system.packages}
     Path(result_path).write_text(json.dumps(result), encoding="utf-8")
 

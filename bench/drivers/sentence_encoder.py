@@ -47,8 +47,3 @@ class Encoder:
             f"({torch.get_num_threads()} threads), batch {self.batch}, max_seq_length "
             f"{self.model.max_seq_length}, normalized"
         )
-
-
-def shared(job: dict[str, Any]) -> bool:
-    """Whether the job runs the same-encoder comparison (`bench peers --encoder shared`)."""
-    return job.get("encoder") == "shared"

@@ -10,22 +10,30 @@ every cell (exact, as Flat); at 5,000 or fewer it is Flat (exact) and there is o
 With `--encoder shared` txtai encodes through the shared encoder (bench/drivers/sentence_encoder.py)
 as its documented `external` vectors method (`transform`: a function from a batch of texts to
 vectors); the rest stays txtai's.
+
+With `"http"` in the job, TxtaiApi queries the saved index through txtai's own API server instead.
 """
 
+import json
+import sys
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import driver
-from sentence_encoder import Encoder, shared
+from peer_server import Server
 from txtai import Embeddings
 
 
 class Txtai(driver.System):
-    packages = ("txtai", "faiss-cpu", "transformers", "sentence-transformers", "torch")
+    packages: tuple[str, ...] = ("txtai", "faiss-cpu", "transformers", "torch")
 
     def __init__(self, job: driver.Job) -> None:
         self.workdir = job["workdir"]
-        self.encoder = Encoder.from_job(job) if shared(job) else None
+        self.encoder = driver.shared_encoder(job)
+        if self.encoder:
+            self.packages = (*self.packages, "sentence-transformers")
         model = {"path": job["model"]}
         if self.encoder:
             encode = self.encoder.encode
@@ -40,8 +48,6 @@ class Txtai(driver.System):
             content=True,  # keep the texts (SQLite), as the other systems do
         )
         self.rows: list[tuple[str, str, None]] = []
-        if not job.get("documents"):  # no ingest: query the index a previous run saved
-            self.embeddings.load(self.workdir)
 
     def ingest(self, ids: list[str], texts: list[str]) -> None:
         # txtai builds its index in one `index` call (later calls replace it): collect, then build.
@@ -69,5 +75,41 @@ class Txtai(driver.System):
         yield f"FAISS {components}, nprobe {cells} (every cell: exact)"
 
 
+class TxtaiApi(driver.System):
+    """txtai's own API (`txtai.api` on uvicorn, one worker) over the index the in-process pass
+    saved, configured as its documentation does: `path` to the index and an `embeddings` section;
+    a query is `GET /search?query=...&limit=10`, encoded in the server."""
+
+    packages = ("txtai", "fastapi", "uvicorn")
+    http = True
+
+    def __init__(self, job: driver.Job) -> None:
+        workdir = Path(job["workdir"])
+        config = workdir.with_name(workdir.name + "-api.yml")
+        config.write_text(json.dumps({"path": str(workdir), "embeddings": {}}), encoding="utf-8")
+        command = [sys.executable, "-m", "uvicorn", "txtai.api:app", "--port", "{port}"]
+        log = workdir.with_name(workdir.name + "-api.log")
+        self.server = Server(command, log, "/count", {"CONFIG": str(config)})
+
+    def ingest(self, ids: list[str], texts: list[str]) -> None:
+        raise NotImplementedError("the API run queries the index the in-process run saved")
+
+    def finish(self) -> None:
+        """Nothing ingested."""
+
+    def search(self, text: str, top_k: int) -> list[str]:
+        query = urllib.parse.urlencode({"query": text, "limit": top_k})
+        return [str(hit["id"]) for hit in self.server.get_json(f"/search?{query}")]
+
+    def settings(self) -> Iterator[str]:
+        yield "defaults over HTTP: txtai.api on uvicorn, GET /search, the saved index"
+
+    def peak_rss_bytes(self) -> int:
+        return self.server.peak_rss_bytes()
+
+    def close(self) -> None:
+        self.server.stop()
+
+
 if __name__ == "__main__":
-    driver.main(Txtai)
+    driver.main(lambda job: TxtaiApi(job) if job.get("http") else Txtai(job))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index import Catalog, Collection, Encoder, InvalidInput, NotFitted, WhiteningKernel
+from index.encoder import require_compatible
 from service.batching import QueryBatcher
 from service.config import ServerSettings
 from service.jobs import JobRegistry
@@ -65,6 +66,14 @@ class Context:
                 "the kernel is fitted when it finishes"
             )
         return collection.require_kernel()
+
+    def ingest_encoder(self, collection: Collection) -> Encoder:
+        """The encoder of ingest jobs into `collection`: its model on the settings' bulk backend
+        (`ServerSettings.bulk_backend`), if its vectors compare with the stored ones."""
+        backend = self.settings.bulk_backend()
+        encoder = self.catalog.encoder(collection.manifest.model_id, backend)
+        require_compatible(collection.manifest.backend, backend, f"collection {collection.name}")
+        return encoder
 
     def encode(
         self, encoder: Encoder, texts: Sequence[str], operation: str, batched: bool = False

@@ -3,7 +3,15 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from index import Collection, Conflict, Document, InvalidInput, StoredDocument, WriteResult
+from index import (
+    Collection,
+    Conflict,
+    Document,
+    Encoder,
+    InvalidInput,
+    StoredDocument,
+    WriteResult,
+)
 from index.documents import prepare
 from service.jobs import Job, JobHandle
 from service.usecases.context import Context
@@ -72,26 +80,34 @@ class Documents:
                     "set upsert to replace them, or give new ids"
                 )
 
+        encoder = context.ingest_encoder(collection)  # a 409 now if its vectors would differ
+
         def work(handle: JobHandle) -> None:  # bound to this collection, not to its name
-            self._ingest(handle, collection, documents, upsert)
+            self._ingest(handle, collection, encoder, documents, upsert)
 
         job = context.jobs.submit("ingest", name, len(documents), work)
         return job, [document.id for document in documents]
 
     def _ingest(
-        self, handle: JobHandle, collection: Collection, documents: list[Document], upsert: bool
+        self,
+        handle: JobHandle,
+        collection: Collection,
+        encoder: Encoder,
+        documents: list[Document],
+        upsert: bool,
     ) -> None:
-        chunk = self._context.settings.ingest_chunk
+        context = self._context
+        chunk = context.settings.ingest_chunk
         for start in range(0, len(documents), chunk):
             handle.check_stop()
             part = documents[start : start + chunk]
-            result = collection.add(part, upsert=upsert, fit=False)
-            self._context.telemetry.observe_encode("ingest", result.encode_seconds, len(part))
+            vectors, encode_seconds = context.encode(encoder, [d.text for d in part], "ingest")
+            result = collection.add_vectors(part, vectors, upsert=upsert, fit=False)
             handle.update(
                 processed_add=len(part),
                 added_add=result.added,
                 replaced_add=result.replaced,
-                encode_seconds_add=result.encode_seconds,
+                encode_seconds_add=encode_seconds,
                 index_seconds_add=result.index_seconds,
             )
         result = collection.fit_if_due()

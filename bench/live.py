@@ -8,7 +8,6 @@ so both drive the service exactly as a user would.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ from typing import Any
 
 import httpx
 
+from bench.drivers.peer_server import free_port
 from service.config import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_job(

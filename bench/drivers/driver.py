@@ -93,8 +93,19 @@ def main(build: Callable[[Job], System]) -> None:
     started = time.perf_counter()
     system = build(job)
     result: dict[str, Any] = {"load_seconds": time.perf_counter() - started}
+    try:  # a server the system started stops even when a step fails
+        result |= _measure(system, job)
+    finally:
+        system.close()
+    result["versions"] = {name: metadata.version(name) for name in system.packages}
+    Path(result_path).write_text(json.dumps(result), encoding="utf-8")
+
+
+def _measure(system: System, job: Job) -> dict[str, Any]:
+    """Ingest (when the job has documents), then every setting's timed queries, then memory."""
+    result: dict[str, Any] = {}
     if job.get("documents"):
-        result.update(_ingest(system, Path(job["documents"]), job["chunk"]))
+        result |= _ingest(system, Path(job["documents"]), job["chunk"])
     top_k, warmup, queries = job["top_k"], job["warmup"], job["queries"]
     result["settings"] = []
     for description in system.settings():
@@ -120,9 +131,7 @@ def main(build: Callable[[Job], System]) -> None:
     )
     result["peak_rss_bytes"] = system.peak_rss_bytes() or usage * 1024  # KiB on Linux
     result["http"] = system.http
-    system.close()
-    result["versions"] = {name: metadata.version(name) for name in system.packages}
-    Path(result_path).write_text(json.dumps(result), encoding="utf-8")
+    return result
 
 
 def _ingest(system: System, path: Path, chunk: int) -> dict[str, Any]:

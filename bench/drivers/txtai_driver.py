@@ -32,10 +32,9 @@ class Txtai(driver.System):
     def __init__(self, job: driver.Job) -> None:
         self.workdir = job["workdir"]
         self.encoder = driver.shared_encoder(job)
-        if self.encoder:
-            self.packages = (*self.packages, "sentence-transformers")
         model = {"path": job["model"]}
         if self.encoder:
+            self.packages = (*self.packages, "sentence-transformers")
             encode = self.encoder.encode
 
             def transform(texts: list[str]) -> Any:

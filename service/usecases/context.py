@@ -71,9 +71,8 @@ class Context:
         """The encoder of ingest jobs into `collection`: its model on the settings' bulk backend
         (`ServerSettings.bulk_backend`), if its vectors compare with the stored ones."""
         backend = self.settings.bulk_backend()
-        encoder = self.catalog.encoder(collection.manifest.model_id, backend)
         require_compatible(collection.manifest.backend, backend, f"collection {collection.name}")
-        return encoder
+        return self.catalog.encoder(collection.manifest.model_id, backend)  # loads it once
 
     def encode(
         self, encoder: Encoder, texts: Sequence[str], operation: str, batched: bool = False

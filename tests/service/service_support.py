@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from bench.drivers.peer_server import free_port as free_port
 from bench.live import ROOT as ROOT
 from bench.live import LiveServer as LiveServer
-from bench.live import free_port as free_port
 from bench.live import wait_job as wait_job
 
 SHARED_DATA = Path(os.environ.get("WHITENED_TEST_DATA", ROOT.parent / "shared" / "data"))

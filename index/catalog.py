@@ -9,6 +9,7 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from index.collection import REFIT_GROWTH, Collection
@@ -21,7 +22,14 @@ from index.encoder import (
     check_backend,
 )
 from index.errors import Conflict, IndexError_, InvalidInput, NotFound
+from index.shards import LAYOUT_FILE, ShardedCollection, shard_path
 from index.snapshots import MANIFEST, Manifest, Settings
+
+Stored = Collection | ShardedCollection
+"""What the catalog holds by name: a collection, or one split into shards (index.shards)."""
+ShardOpener = Callable[[Path, Encoder, float], ShardedCollection]
+"""(path, encoder, refit_growth) -> the sharded collection at path with its shards open: in this
+process (`ShardedCollection.open`), or each in a process of its own (service.cluster)."""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Collection names are directory names: letters, digits, '_' and '-', no dots or separators,
@@ -40,6 +48,7 @@ class Catalog:
         default_model: model of collections created without one (None: the bundled default).
         batch_size, backend, cache_dir, threads: of every encoder (see index.encoder.Encoder).
         refit_growth: see `Collection.fit_if_due`.
+        open_shards: how a sharded collection's shards are opened (default: in this process).
 
     It locks `root` (DataDirBusy when another catalog holds it) until `close`.
     """
@@ -53,6 +62,7 @@ class Catalog:
         cache_dir: str | Path | None = None,
         threads: int | None = None,
         refit_growth: float = REFIT_GROWTH,
+        open_shards: ShardOpener = ShardedCollection.open,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -64,7 +74,8 @@ class Catalog:
         self.cache_dir = cache_dir
         self.threads = threads
         self.refit_growth = refit_growth
-        self._collections: dict[str, Collection] = {}
+        self.open_shards = open_shards
+        self._collections: dict[str, Stored] = {}
         self._unavailable: dict[str, str] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
         self._lock = threading.Lock()  # the dictionaries above, held for no I/O
@@ -77,10 +88,10 @@ class Catalog:
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if NAME_PATTERN.fullmatch(entry.name) and (entry / MANIFEST).exists()
+            if NAME_PATTERN.fullmatch(entry.name) and _is_collection(entry)
         )
 
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> Stored:
         """The open collection `name`; NotFound if there is none, StorageError if it is broken.
 
         Opening (and reconciling) one collection holds only that name's lock: requests to the
@@ -96,7 +107,7 @@ class Catalog:
                 collection = self._collections.get(name)
             if collection is not None:
                 return collection
-            if not (path / MANIFEST).exists():
+            if not _is_collection(path):
                 raise NotFound(f"no collection named {name!r}: create it first")
             try:
                 collection = self._open(path)
@@ -125,23 +136,32 @@ class Catalog:
         return errors
 
     def create(
-        self, name: str, model: str | None = None, settings: Settings | None = None
-    ) -> Collection:
-        """Create collection `name`; Conflict if it exists. Nothing is left behind on error."""
+        self,
+        name: str,
+        model: str | None = None,
+        settings: Settings | None = None,
+        shards: int | None = None,
+    ) -> Stored:
+        """Create collection `name` (split into `shards` when given); Conflict if it exists.
+        Nothing is left behind on error."""
         path = self._path(name)
         encoder = self.encoder(model if model is not None else self.default_model)
         with self._name_lock(name):
             if path.exists():
                 raise Conflict(f"collection {name!r} already exists: pick another name")
             staging = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
+            described = (encoder.model_id, encoder.dimension)
             try:
-                Collection.initialise(
-                    staging, encoder.model_id, encoder.dimension, settings, encoder.backend
-                )
+                if shards is None:
+                    Collection.initialise(staging, *described, settings, encoder.backend)
+                else:
+                    ShardedCollection.initialise(
+                        staging, *described, shards, settings, encoder.backend
+                    )
                 staging.rename(path)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            collection = Collection(path, encoder, self.refit_growth)
+            collection = self._open(path)
             with self._lock:
                 self._collections[name] = collection
             return collection
@@ -149,7 +169,7 @@ class Catalog:
     def delete(self, name: str) -> None:
         path = self._path(name)
         with self._name_lock(name):
-            if not (path / MANIFEST).exists():
+            if not _is_collection(path):
                 raise NotFound(f"no collection named {name!r}")
             with self._lock:
                 collection = self._collections.pop(name, None)
@@ -189,7 +209,10 @@ class Catalog:
         finally:
             self._dir_lock.release()
 
-    def _open(self, path: Path) -> Collection:
+    def _open(self, path: Path) -> Stored:
+        if (path / LAYOUT_FILE).exists():
+            encoder = self.encoder(Manifest.load(shard_path(path, 0)).model_id)
+            return self.open_shards(path, encoder, self.refit_growth)
         manifest = Manifest.load(path)
         return Collection(path, self.encoder(manifest.model_id), self.refit_growth)
 
@@ -210,3 +233,8 @@ class Catalog:
                 "'_' or '-', starting with a letter or digit"
             )
         return self.root / name
+
+
+def _is_collection(path: Path) -> bool:
+    """A collection's directory has its manifest; a sharded one its layout file."""
+    return (path / MANIFEST).exists() or (path / LAYOUT_FILE).exists()

@@ -517,9 +517,14 @@ class Collection:
     def _require_fitted(self) -> Fitted:
         fitted = self._fitted
         if fitted is None:
-            reason = self.fit_error or "add at least 2 documents, or fit it"
-            raise NotFitted(f"collection {self.name} has no kernel yet: {reason}")
+            raise not_fitted(self.name, self.fit_error)
         return fitted
+
+
+def not_fitted(name: str, fit_error: str | None) -> NotFitted:
+    """What asking a collection without a kernel for one says: why, and what to do."""
+    reason = fit_error or "add at least 2 documents, or fit it"
+    return NotFitted(f"collection {name} has no kernel yet: {reason}")
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

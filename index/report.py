@@ -10,10 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from index import compression
+from index.errors import NotFound
 
 if TYPE_CHECKING:
     from index.collection import Collection
+    from index.shards import ShardedCollection
 
 
 def describe(collection: "Collection") -> dict[str, Any]:
@@ -50,7 +54,7 @@ def describe(collection: "Collection") -> dict[str, Any]:
 
 
 def compression_report(
-    collection: "Collection",
+    collection: "Collection | ShardedCollection",
     queries: Any = None,
     relevant: Sequence[Mapping[str, float]] | None = None,
     **options: Any,
@@ -69,12 +73,48 @@ def compression_report(
         "candidates": settings.candidates,
     }
     options = served | {key: value for key, value in options.items() if value is not None}
-    rows, raw = collection.raw_vectors()
+    ids, raw = collection.raw_vectors_by_id()  # a sharded collection's too: rows are positions
     if relevant is not None:
-        wanted = sorted({doc_id for judged in relevant for doc_id in judged})
-        row_of = {doc.id: doc.row for doc in collection.get(wanted)} if wanted else {}
+        row_of = {doc_id: row for row, doc_id in enumerate(ids)}
+        unknown = sorted({i for judged in relevant for i in judged if i not in row_of})
+        if unknown:
+            raise NotFound(
+                f"collection {collection.name} does not hold {', '.join(unknown[:5])}: "
+                "judge only stored documents"
+            )
         relevant = [{row_of[i]: grade for i, grade in judged.items()} for judged in relevant]
+    rows = np.arange(len(ids))
     return compression.report(kernel, rows, raw, queries=queries, relevant=relevant, **options)
+
+
+def describe_shards(
+    collection: "ShardedCollection", shards: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """`describe` of a sharded collection from its shards' descriptions: counts summed, bytes
+    per document and per vector weighted by the shards' documents; the model, settings and
+    kernel figures are every shard's (one kernel)."""
+    count = sum(shard["count"] for shard in shards)
+    info = dict(shards[0]) | {
+        "name": collection.name,
+        "count": count,
+        "shards": len(shards),
+        "fit_error": collection.fit_error,
+        "disk_bytes_per_document": _weighted(shards, "disk_bytes_per_document", "count"),
+    }
+    if info["fitted"]:
+        info |= {
+            "indexed": sum(shard["indexed"] for shard in shards),
+            "refit_due": count >= collection.refit_growth * info["fitted_on"],
+            "index_bytes_per_vector": _weighted(shards, "index_bytes_per_vector", "indexed"),
+        }
+    return info
+
+
+def _weighted(shards: Sequence[dict[str, Any]], key: str, weight: str) -> float | None:
+    total = sum(shard[weight] for shard in shards if shard.get(key) is not None)
+    if not total:
+        return None
+    return sum(shard[key] * shard[weight] for shard in shards if shard.get(key) is not None) / total
 
 
 def disk_bytes(directory: Path) -> int:

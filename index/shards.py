@@ -17,19 +17,24 @@ statistics, kernels), so a shard in another process can take their place.
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from index.collection import Collection, WriteResult
+import numpy as np
+
+from index import report
+from index.collection import REFIT_GROWTH, Collection, WriteResult, not_fitted
 from index.documents import Document, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, backend_of, usable_encoder
 from index.errors import Conflict, InvalidInput, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.search import Answer, Hit
-from index.snapshots import Settings, now
+from index.snapshots import Manifest, Settings, now
 from index.statistics import Statistics
 from index.storage import atomic_write
 from index.validation import as_matrix, check_texts
@@ -66,23 +71,34 @@ class ShardedCollection:
     stand-ins with the same methods that call them in other processes (service.cluster).
     """
 
-    def __init__(self, name: str, shards: Sequence[Any], encoder: Encoder | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        shards: Sequence[Any],
+        encoder: Encoder | None = None,
+        refit_growth: float = REFIT_GROWTH,
+    ) -> None:
         self.name = name
         self.encoder = encoder
+        self.refit_growth = refit_growth
+        self.fit_error: str | None = None
+        """Why the collection has no kernel although it holds documents (None otherwise)."""
         self.shards = list(shards)
         self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="shard")
         self._fit_lock = threading.Lock()
         self._gate = _SwitchGate()
 
     @classmethod
-    def open(cls, path: str | Path, encoder: Encoder | None = None) -> "ShardedCollection":
+    def open(
+        cls, path: str | Path, encoder: Encoder | None = None, refit_growth: float = REFIT_GROWTH
+    ) -> "ShardedCollection":
         """The sharded collection at `path`, its shards opened in this process."""
         path = Path(path)
         shards = [
             Collection(shard_path(path, i), encoder, fits_itself=False)
             for i in range(shard_count(path))
         ]
-        return cls(path.name, shards, encoder)
+        return cls(path.name, shards, encoder, refit_growth)
 
     @staticmethod
     def initialise(
@@ -119,8 +135,13 @@ class ShardedCollection:
         return cls.open(path, encoder)
 
     @property
+    def manifest(self) -> Manifest:
+        """Shard 0's: every shard has the same model and settings, and the same kernel."""
+        return self.shards[0].manifest
+
+    @property
     def settings(self) -> Settings:
-        return self.shards[0].manifest.settings
+        return self.manifest.settings
 
     def count(self) -> int:
         return sum(self._each(lambda shard: shard.count()))
@@ -130,17 +151,24 @@ class ShardedCollection:
         for shard in self.shards:
             shard.close()
 
+    def checkpoint(self) -> None:
+        self._each(lambda shard: shard.checkpoint())
+
     # ---- writes -----------------------------------------------------------------------------
 
-    def add(self, documents: Sequence[Document], upsert: bool = False) -> WriteResult:
-        """Encode once, store each document in its shard, and fit the first kernel once the
-        shards hold 2 documents between them."""
+    def add(
+        self, documents: Sequence[Document], upsert: bool = False, fit: bool = True
+    ) -> WriteResult:
+        """Encode once, store each document in its shard, and (with `fit`) fit the first kernel
+        once the shards hold 2 documents between them."""
         documents = prepare(documents)
-        vectors = self._require_encoder().encode([d.text for d in documents])
-        return self.add_vectors(documents, vectors, upsert)
+        started = time.perf_counter()
+        vectors = self.require_encoder().encode([d.text for d in documents])
+        written = self.add_vectors(documents, vectors, upsert, fit)
+        return replace(written, encode_seconds=time.perf_counter() - started)
 
     def add_vectors(
-        self, documents: Sequence[Document], vectors: Any, upsert: bool = False
+        self, documents: Sequence[Document], vectors: Any, upsert: bool = False, fit: bool = True
     ) -> WriteResult:
         """`add` for raw vectors of the collection's model. Each shard's write is its own
         transaction: a failure on one leaves the others' documents stored (re-send with
@@ -171,16 +199,14 @@ class ShardedCollection:
             mine,
         )
         written = [r for r in results if r is not None]
-        # the manifest says whether a kernel is installed, without fetching the kernel itself
-        fitted = self.shards[0].manifest.fitted_at is None and self.count() >= 2
-        if fitted:
-            self.fit()
+        fitted = fit and self._fit_if_possible()
         return WriteResult(
             added=sum(r.added for r in written),
             replaced=sum(r.replaced for r in written),
             fitted=fitted,
             encode_seconds=0.0,
             index_seconds=max((r.index_seconds for r in written), default=0.0),
+            fit_error=self.fit_error,
             ids=tuple(d.id for d in documents),
         )
 
@@ -192,9 +218,10 @@ class ShardedCollection:
                 shard.get(mine)  # NotFound names the unknown ones before anything is deleted
         return sum(shard.delete(mine) for shard, mine in by_shard if mine)
 
-    def fit(self, **changes: Any) -> None:
+    def fit(self, **changes: Any) -> WriteResult:
         """Sum every shard's statistics, derive one kernel with the settings (and `changes`),
         have every shard build its index with it, then switch them all at once."""
+        started = time.perf_counter()
         with self._fit_lock:
             settings = self.settings.updated(**changes)
             parts: list[Statistics] = self._each(lambda shard: shard.statistics())
@@ -213,6 +240,39 @@ class ShardedCollection:
             with self._gate.switching():
                 for shard, snapshot in zip(self.shards, settled, strict=True):
                     shard.commit_fit(snapshot)
+        self.fit_error = None
+        return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
+
+    def fit_if_due(self) -> WriteResult:
+        """Fit the first kernel, or refit once the shards hold `refit_growth` times the
+        documents the kernel saw (the end of an ingest calls this), else checkpoint them."""
+        started = time.perf_counter()
+        kernel = self.kernel
+        if kernel is None:
+            fitted = self._fit_if_possible()
+        elif self.count() >= self.refit_growth * kernel.n_samples_seen_:
+            fitted = self.fit().fitted
+        else:
+            self.checkpoint()
+            fitted = False
+        return WriteResult(0, 0, fitted, 0.0, time.perf_counter() - started, self.fit_error)
+
+    def _fit_if_possible(self) -> bool:
+        """Fit the first kernel once the shards hold 2 documents; settings that cannot be fitted
+        yet leave the documents stored, and `fit_error` says why (as a collection does)."""
+        # the manifest says whether a kernel is installed, without fetching the kernel itself
+        if self.manifest.fitted_at is not None:
+            return False
+        if self.count() < 2:
+            self.fit_error = "the kernel is fitted once the collection holds at least 2 documents"
+            return False
+        try:
+            return self.fit().fitted
+        except InvalidInput as exc:
+            self.fit_error = (
+                f"{exc} (the documents are stored: fit with other settings, or add more)"
+            )
+            return False
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -220,10 +280,29 @@ class ShardedCollection:
     def kernel(self) -> WhiteningKernel | None:
         return self.shards[0].kernel
 
+    def require_kernel(self) -> WhiteningKernel:
+        """The kernel, or NotFitted saying why there is none and what to do."""
+        kernel = self.kernel
+        if kernel is None:
+            raise not_fitted(self.name, self.fit_error)
+        return kernel
+
+    def transform(self, vectors: Any) -> np.ndarray:
+        """Raw vectors of this collection's model through its kernel."""
+        return self.require_kernel().transform(vectors)
+
+    def quantize(self, vectors: Any) -> np.ndarray:
+        """Refused: each shard trains its index's codes on its own vectors, so codes of one
+        shard do not compare with another's (kernel vectors do)."""
+        raise InvalidInput(
+            f"collection {self.name} is sharded: its index codes differ from shard to shard; "
+            "compare kernel vectors instead (codes=false)"
+        )
+
     def search(
         self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
     ) -> list[list[Hit]]:
-        vectors = self._require_encoder().encode(check_texts(texts))
+        vectors = self.require_encoder().encode(check_texts(texts))
         return self.answer(vectors, top_k, where).hits
 
     def answer(
@@ -256,6 +335,43 @@ class ShardedCollection:
         ]
         return Answer(merged, answers[0].fitted_at, missing)
 
+    def existing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among `ids` that are stored, in the order given."""
+        ids = list(ids)
+        found = self._each(
+            lambda shard, mine: shard.existing(mine) if mine else [], self._split(ids)
+        )
+        stored = {doc_id for part in found for doc_id in part}
+        return [doc_id for doc_id in ids if doc_id in stored]
+
+    def documents(self, offset: int = 0, limit: int = 100) -> list[StoredDocument]:
+        """A page of documents: shard 0's, then shard 1's, ... (each in its own order)."""
+        page: list[StoredDocument] = []
+        for shard, count in zip(self.shards, self._each(lambda s: s.count()), strict=True):
+            if offset >= count:
+                offset -= count
+                continue
+            if len(page) >= limit:
+                break
+            page += shard.documents(offset, limit - len(page))
+            offset = 0
+        return page
+
+    def raw_vectors_by_id(self) -> tuple[list[str], np.ndarray]:
+        """Ids and raw vectors of every document, shard by shard (for tuning and reports)."""
+        parts = self._each(lambda shard: shard.raw_vectors_by_id())
+        ids = [doc_id for part_ids, _ in parts for doc_id in part_ids]
+        return ids, np.concatenate([vectors for _, vectors in parts])
+
+    compression_report = report.compression_report
+    """`report.compression_report(self, queries, relevant, **options)`: over every shard's
+    vectors, as over one collection's."""
+
+    def describe(self) -> dict[str, Any]:
+        """One collection's description (`index.report.describe`) from the shards' own: counts
+        and bytes summed or weighted by documents, the rest as every shard has it."""
+        return report.describe_shards(self, self._each(lambda shard: shard.describe()))
+
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         """Documents by id, in the order asked, each from its shard."""
         ids = list(ids)
@@ -272,9 +388,9 @@ class ShardedCollection:
         order (the first failure raised)."""
         return list(self._pool.map(call, self.shards, *per_shard))
 
-    def _require_encoder(self) -> Encoder:
+    def require_encoder(self) -> Encoder:
         """The encoder, if its vectors compare with those the shards store (else ModelMismatch)."""
-        backend = self.shards[0].manifest.backend
+        backend = self.manifest.backend
         return usable_encoder(self.encoder, backend, f"collection {self.name}")
 
     def _settle(self, call: Callable[[Collection], T]) -> list[T | BaseException]:

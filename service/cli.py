@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory of the collections (default ./data)")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--backend", choices=BACKENDS, help="encoder backend (default onnx)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="serve the same API on Ray Serve, each shard of a sharded collection in a Ray actor "
+        "(the `distributed` extra; docs/SCALING.md): on the cluster at ADDRESS (`auto`: the one "
+        "`ray start` began on this machine), or without ADDRESS on a local Ray",
+    )
     p.set_defaults(run=serve)
 
     p = commands.add_parser(

@@ -1,10 +1,12 @@
-"""`whitened-search ingest FILE --ray`: encode on a Ray cluster, then load into the data directory.
+"""The CLI's Ray side: `ingest FILE --ray` (encode on a Ray cluster, then load into the data
+directory) and `serve --ray` (the same API on Ray Serve, shards in Ray actors).
 
-Apart from service/cli_client.py (the other `ingest`) because it needs the `distributed` extra
-(pyarrow, Ray), which the other commands never do; the CLI imports it only for `--ray`.
+Apart from service/cli_client.py and service/cli_serve.py because it needs the `distributed`
+extra (pyarrow, Ray), which the other commands never do; the CLI imports it only for `--ray`.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from index.collection import Collection
 from index.data_dir import DataDirBusy, DataDirLock
 from index.errors import IndexError_
 from service.cli_error import CliError
-from service.config import ServerSettings
+from service.config import ENV_PREFIX, ServerSettings
 
 
 def ingest_on_ray(
@@ -76,4 +78,31 @@ def ingest_on_ray(
         f"{name}: {added} added in {time.perf_counter() - started:.1f} s on Ray; "
         f"{info['count']} documents, k={info.get('k')}"
     )
+    return 0
+
+
+def serve_on_ray(settings: ServerSettings, overrides: dict[str, Any], address: str) -> int:
+    """Deploy service.cluster_app on the Ray cluster at `address` (or a local one) with Serve's
+    HTTP proxy on the settings' host and port, and block until interrupted.
+
+    The ingress replica reads its settings from the WHITENED_SEARCH_* variables of this process,
+    with the command line's overrides and the data directory made absolute, so it serves what
+    `serve` without --ray would."""
+    from ray import serve
+
+    from service import cluster_app
+
+    env = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
+    given = overrides | {"data_dir": str(Path(settings.data_dir).expanduser().resolve())}
+    env |= {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in given.items()}
+    try:
+        distributed.connect(None if address == "local" else address)
+    except ConnectionError as exc:
+        raise CliError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    print(
+        f"serving {given['data_dir']} on Ray Serve at http://{settings.host}:{settings.port}",
+        file=sys.stderr,
+    )
+    serve.run(cluster_app.application(env), name="whitened-search", route_prefix="/", blocking=True)
     return 0

@@ -54,6 +54,10 @@ def serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.ray is not None:
+        from service.cli_ray import serve_on_ray  # the `distributed` extra, only for --ray
+
+        return serve_on_ray(settings, overrides, args.ray)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

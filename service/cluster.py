@@ -18,7 +18,7 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from index.collection import Collection
+from index.collection import REFIT_GROWTH, Collection
 from index.encoder import Encoder
 from index.errors import InvalidInput
 from index.shards import ShardedCollection, shard_count, shard_path
@@ -26,6 +26,9 @@ from index.shards import ShardedCollection, shard_count, shard_path
 SHARD_METHODS = frozenset(
     {
         "count",
+        "checkpoint",
+        "describe",
+        "raw_vectors_by_id",
         "existing",
         "add_vectors",
         "delete",
@@ -41,9 +44,11 @@ SHARD_METHODS = frozenset(
 """What a sharded collection asks of a shard (index.shards): nothing else crosses."""
 SHARD_ATTRIBUTES = frozenset({"manifest", "kernel"})
 
-CPUS_PER_SHARD = 0.5
-"""A shard replica's CPU reservation: a shard mostly waits (its searches take a millisecond),
-so several share a core, and the encoder keeps the rest."""
+CPUS_PER_SHARD = 0.25
+"""A shard's CPU reservation: a shard mostly waits (its searches take a millisecond), so several
+share a core, and the encoder keeps the rest: beside the ingress's one CPU
+(service.cluster_app.INGRESS_CPUS), four shards fit a 2-CPU node. A reservation only schedules;
+more shards than fit stay pending, and their calls time out (CALL_TIMEOUT_S)."""
 CALL_TIMEOUT_S = 30.0
 """A shard call that has not answered by then fails: a query answers without that shard."""
 
@@ -138,25 +143,30 @@ def deploy(
 def deploy_actors(
     path: str | Path,
     encoder: Encoder | None = None,
+    refit_growth: float = REFIT_GROWTH,
     timeout_s: float = CALL_TIMEOUT_S,
     cpus_per_shard: float = CPUS_PER_SHARD,
 ) -> ShardedCollection:
-    """`deploy` with plain Ray actors instead of Serve applications (see `ShardActor`)."""
+    """`deploy` with plain Ray actors instead of Serve applications (see `ShardActor`); with
+    its first three arguments, the catalog's way to open shards (`index.catalog.ShardOpener`)."""
 
     def actor(path: Path, shard: int) -> RemoteShard:
         host = ShardActor.options(num_cpus=cpus_per_shard).remote(str(shard_path(path, shard)))
         return RemoteShard.actor(host, timeout_s)
 
-    return _sharded(path, encoder, actor)
+    return _sharded(path, encoder, actor, refit_growth)
 
 
 def _sharded(
-    path: str | Path, encoder: Encoder | None, host: Callable[[Path, int], RemoteShard]
+    path: str | Path,
+    encoder: Encoder | None,
+    host: Callable[[Path, int], RemoteShard],
+    refit_growth: float = REFIT_GROWTH,
 ) -> ShardedCollection:
     """The sharded collection at `path` over one remote host per shard, started by `host`."""
     path = Path(path)
     shards = [host(path, shard) for shard in range(shard_count(path))]
-    return ShardedCollection(path.name, shards, encoder)
+    return ShardedCollection(path.name, shards, encoder, refit_growth)
 
 
 def app_name(collection: str, shard: int) -> str:

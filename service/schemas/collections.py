@@ -49,6 +49,13 @@ class CollectionCreate(SettingsIn):
 
     name: CollectionName
     model: str | None = Field(None, description="Model of the collection (default: server's).")
+    shards: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Split the collection into this many shards (by a hash of each id), fitted "
+        "as one kernel; fixed at create. Default: one collection, not sharded.",
+    )
 
 
 class CollectionSummary(BaseModel):
@@ -127,3 +134,4 @@ class CollectionInfo(BaseModel):
     disk_bytes_per_document: float | None = Field(
         None, description="All of the collection's files (documents, raw vectors, index) per doc."
     )
+    shards: int | None = Field(None, description="Shards of a sharded collection (else absent).")

@@ -87,6 +87,14 @@ class QueryOut(BaseModel):
         description="When the kernel that answered was fitted (UTC, ms). Every hit of one "
         "response comes from this one kernel and its index: a refit switches both at once.",
     )
+    partial: bool = Field(
+        False,
+        description="A sharded collection answered without some of its shards (down, or past "
+        "their timeout): the hits are the best of the others. Always false for one collection.",
+    )
+    missing_shards: list[int] = Field(
+        default_factory=list, description="The shards that did not answer (when partial)."
+    )
 
 
 class EmbedIn(Request):

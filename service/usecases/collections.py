@@ -3,7 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
-from index import DEFAULT_MODEL_ID, Collection, IndexError_, InvalidInput
+from index import DEFAULT_MODEL_ID, IndexError_, InvalidInput
+from index.catalog import Stored
 from service.usecases.context import Context
 
 
@@ -14,10 +15,14 @@ class Collections:
         self._context = context
 
     def create(
-        self, name: str, model: str | None = None, given: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        model: str | None = None,
+        given: Mapping[str, Any] | None = None,
+        shards: int | None = None,
     ) -> dict[str, Any]:
-        """Create a collection; settings not `given` come from the server's defaults (a default
-        k above the model's dimension becomes the dimension)."""
+        """Create a collection (split into `shards` when given); settings not `given` come from
+        the server's defaults (a default k above the model's dimension becomes the dimension)."""
         catalog = self._context.catalog
         if model is not None:
             self._check_model_allowed(model)
@@ -27,7 +32,7 @@ class Collections:
             raise InvalidInput(f"model {model!r} could not be loaded: {exc}") from exc
         self._context.check_candidates((given or {}).get("candidates"))
         settings = self._context.settings.collection_settings(dimension, given)
-        return catalog.create(name, model, settings).describe()
+        return catalog.create(name, model, settings, shards).describe()
 
     def _check_model_allowed(self, model: str) -> None:
         settings = self._context.settings
@@ -41,7 +46,7 @@ class Collections:
                 f"({default}), or ask the operator to add it to WHITENED_SEARCH_ALLOWED_MODELS"
             )
 
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> Stored:
         return self._context.catalog.get(name)
 
     def list(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -64,7 +69,7 @@ class Collections:
         self._context.catalog.delete(name)
 
 
-def _summary(collection: Collection) -> dict[str, Any]:
+def _summary(collection: Stored) -> dict[str, Any]:
     manifest = collection.manifest
     kernel = collection.kernel
     return {

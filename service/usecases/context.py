@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index import Catalog, Collection, Encoder, InvalidInput, NotFitted, WhiteningKernel
+from index import Catalog, Encoder, InvalidInput, NotFitted, WhiteningKernel
+from index.catalog import Stored
 from index.encoder import require_compatible
 from service.batching import QueryBatcher
 from service.config import ServerSettings
@@ -58,7 +59,7 @@ class Context:
             raise InvalidInput(f"candidates={candidates} is above the limit {most}")
         return candidates
 
-    def require_kernel(self, collection: Collection) -> WhiteningKernel:
+    def require_kernel(self, collection: Stored) -> WhiteningKernel:
         """The collection's kernel; while its first ingest job runs, a 409 that says so."""
         if collection.kernel is None and collection.name in self.jobs.active_collections():
             raise NotFitted(
@@ -67,7 +68,7 @@ class Context:
             )
         return collection.require_kernel()
 
-    def ingest_encoder(self, collection: Collection) -> Encoder:
+    def ingest_encoder(self, collection: Stored) -> Encoder:
         """The encoder of ingest jobs into `collection`: its model on the settings' bulk backend
         (`ServerSettings.bulk_backend`), if its vectors compare with the stored ones."""
         backend = self.settings.bulk_backend()

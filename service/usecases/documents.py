@@ -3,15 +3,8 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from index import (
-    Collection,
-    Conflict,
-    Document,
-    Encoder,
-    InvalidInput,
-    StoredDocument,
-    WriteResult,
-)
+from index import Conflict, Document, Encoder, InvalidInput, StoredDocument, WriteResult
+from index.catalog import Stored
 from index.documents import prepare
 from service.jobs import Job, JobHandle
 from service.usecases.context import Context
@@ -91,7 +84,7 @@ class Documents:
     def _ingest(
         self,
         handle: JobHandle,
-        collection: Collection,
+        collection: Stored,
         encoder: Encoder,
         documents: list[Document],
         upsert: bool,

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from index import Collection, InvalidInput
+from index import InvalidInput
+from index.catalog import Stored
 from index.compression import CompressionReport
 from index.tuning_results import ServedTuning
 from index.tuning_served import tune_served_pairs, tune_served_retrieval
@@ -190,7 +191,7 @@ class Tuning:
 
 
 def _check_relevant(
-    collection: Collection,
+    collection: Stored,
     queries: Sequence[tuple[str, Mapping[str, float]]] | None,
     field: str = "queries",
 ) -> None:

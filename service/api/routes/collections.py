@@ -27,7 +27,7 @@ ERRORS = {
 )
 def create_collection(body: CollectionCreate, engine: EngineDep) -> CollectionInfo:
     """Create an empty collection; β, γ, k and index spec default to the server's settings."""
-    info = engine.collections.create(body.name, body.model, body.settings())
+    info = engine.collections.create(body.name, body.model, body.settings(), body.shards)
     return CollectionInfo(**info)
 
 

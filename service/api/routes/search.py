@@ -33,6 +33,8 @@ def query(name: str, body: QueryIn, engine: EngineDep, response: Response) -> Qu
     )
     return QueryOut(
         fitted_at=answer.fitted_at,
+        partial=bool(answer.missing_shards),
+        missing_shards=list(answer.missing_shards),
         results=[
             QueryResult(
                 query=text,

@@ -252,6 +252,11 @@ class Collection:
     def commit_fit(self, snapshot: str) -> None:
         """Phase two: serve a snapshot `prepare_fit` staged, with the writes made since."""
         with self._write_lock:
+            if snapshot not in self._staged:
+                raise StorageError(
+                    f"snapshot {snapshot} is not staged here: the shard restarted since "
+                    "prepare_fit, prepare it again"
+                )
             settings, fitted = self._staged.pop(snapshot)
             manifest = replace(self.manifest, settings=settings, fitted_at=fitted.fitted_at)
             self._serve(replace(manifest, snapshot=snapshot), fitted)

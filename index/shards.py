@@ -31,7 +31,7 @@ from index import report
 from index.collection import REFIT_GROWTH, Collection, WriteResult, not_fitted
 from index.documents import Document, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, backend_of, usable_encoder
-from index.errors import Conflict, InvalidInput, NotFitted, StorageError
+from index.errors import Conflict, InvalidInput, NotFitted, NotFound, StorageError
 from index.kernel import WhiteningKernel
 from index.search import Answer, Hit
 from index.snapshots import Manifest, Settings, now
@@ -86,6 +86,7 @@ class ShardedCollection:
         self.shards = list(shards)
         self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="shard")
         self._fit_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._gate = _SwitchGate()
 
     @classmethod
@@ -178,31 +179,34 @@ class ShardedCollection:
         if len(vectors) != len(documents):
             raise InvalidInput(f"{len(documents)} documents but {len(vectors)} vectors")
         mine = self._positions([d.id for d in documents])
-        if not upsert:  # a shard refuses an existing id, but only its own: ask them all first
-            stored = [
-                doc_id
-                for shard, rows in zip(self.shards, mine, strict=True)
-                if len(rows)
-                for doc_id in shard.existing([documents[r].id for r in rows])
-            ]
-            if stored:
-                raise Conflict(
-                    f"{len(stored)} document id(s) exist already ({', '.join(stored[:5])}): "
-                    "send them with upsert to replace them"
-                )
-        results = self._each(
-            lambda shard, rows: (
-                shard.add_vectors([documents[r] for r in rows], vectors[rows], upsert, fit=False)
-                if rows
-                else None
-            ),
-            mine,
-        )
+        with self._write_lock:  # ids checked absent stay absent until they are written
+            if not upsert:  # a shard refuses an existing id, but only its own: ask them all
+                stored = [
+                    doc_id
+                    for shard, rows in zip(self.shards, mine, strict=True)
+                    if len(rows)
+                    for doc_id in shard.existing([documents[r].id for r in rows])
+                ]
+                if stored:
+                    raise Conflict(
+                        f"{len(stored)} document id(s) exist already ({', '.join(stored[:5])}): "
+                        "send them with upsert to replace them"
+                    )
+            # upsert on the shards: a shard actor restarted after committing a write runs the
+            # call again (service.cluster), and must replace what it wrote, not refuse it
+            results = self._each(
+                lambda shard, rows: (
+                    shard.add_vectors([documents[r] for r in rows], vectors[rows], True, False)
+                    if rows
+                    else None
+                ),
+                mine,
+            )
         written = [r for r in results if r is not None]
         fitted = fit and self._fit_if_possible()
         return WriteResult(
             added=sum(r.added for r in written),
-            replaced=sum(r.replaced for r in written),
+            replaced=sum(r.replaced for r in written) if upsert else 0,  # else: its own retries
             fitted=fitted,
             encode_seconds=0.0,
             index_seconds=max((r.index_seconds for r in written), default=0.0),
@@ -212,11 +216,21 @@ class ShardedCollection:
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id from their shards: all of them, or none if any is unknown."""
-        by_shard = list(zip(self.shards, self._split(ids), strict=True))
-        for shard, mine in by_shard:
-            if mine:
+        split = zip(self.shards, self._split(ids), strict=True)
+        by_shard = [(shard, mine) for shard, mine in split if mine]
+        with self._write_lock:
+            for shard, mine in by_shard:
                 shard.get(mine)  # NotFound names the unknown ones before anything is deleted
-        return sum(shard.delete(mine) for shard, mine in by_shard if mine)
+            return sum(self._delete_checked(shard, mine) for shard, mine in by_shard)
+
+    @staticmethod
+    def _delete_checked(shard: Any, ids: list[str]) -> int:
+        """Delete `ids`, all stored a moment ago: NotFound now means a shard actor restarted
+        after its delete committed and ran the call again, so they are deleted."""
+        try:
+            return shard.delete(ids)
+        except NotFound:
+            return len(ids)
 
     def fit(self, **changes: Any) -> WriteResult:
         """Sum every shard's statistics, derive one kernel with the settings (and `changes`),
@@ -239,7 +253,10 @@ class ShardedCollection:
                 raise failures[0]
             with self._gate.switching():
                 for shard, snapshot in zip(self.shards, settled, strict=True):
-                    shard.commit_fit(snapshot)
+                    try:
+                        shard.commit_fit(snapshot)
+                    except StorageError:  # it restarted between the phases: build it again
+                        shard.commit_fit(shard.prepare_fit(kernel, settings, fitted_at))
         self.fit_error = None
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
 

@@ -3,6 +3,7 @@ same answers as one collection, writes routed by id, and kernels switched on all
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,3 +156,54 @@ def test_an_answer_without_a_shard_says_it_is_partial(
     for have, want in zip(answer.hits, full.hits, strict=True):  # the rest, still in order
         mine = [h.id for h in want if h.id in owned]
         assert [h.id for h in have][: len(mine)] == mine
+
+
+class _RestartingShard:
+    """A shard as Ray runs it (service.cluster): an actor restarted from its directory, which
+    runs the call that was in flight again. Here every write runs twice and the shard reopens
+    between the two phases of a fit, as after a SIGKILL at those moments."""
+
+    def __init__(self, path: Path, encoder: Encoder) -> None:
+        self.path, self.encoder = path, encoder
+        self.collection = Collection(path, encoder, fits_itself=False)
+        self.prepared = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.collection, name)
+
+    def add_vectors(self, *args: Any, **kwargs: Any) -> Any:
+        self.collection.add_vectors(*args, **kwargs)
+        return self.collection.add_vectors(*args, **kwargs)
+
+    def delete(self, ids: list[str]) -> int:
+        self.collection.delete(ids)
+        return self.collection.delete(ids)
+
+    def prepare_fit(self, *args: object) -> str:
+        self.prepared += 1
+        return self.collection.prepare_fit(*args)
+
+    def commit_fit(self, snapshot: str) -> None:
+        if self.prepared % 2:  # the first commit of each fit: the fit prepares once more
+            self.collection.close()
+            self.collection = Collection(self.path, self.encoder, fits_itself=False)
+        self.collection.commit_fit(snapshot)
+
+
+def test_shard_calls_run_again_after_a_restart_neither_refuse_nor_lose(
+    tmp_path: Path, encoder: Encoder, corpus: list[str], corpus_vectors: np.ndarray
+) -> None:
+    ShardedCollection.initialise(tmp_path / "news", encoder.model_id, 384, 2)
+    shards = [_RestartingShard(tmp_path / "news" / f"shard-{i}", encoder) for i in range(2)]
+    sharded = ShardedCollection("news", shards, encoder)
+    written = sharded.add_vectors(_docs(corpus), corpus_vectors)
+    assert (written.added, written.replaced, written.fitted) == (len(corpus), 0, True)
+    assert sharded.count() == len(corpus)
+    with pytest.raises(Conflict):  # a client's second send is still refused
+        sharded.add_vectors(_docs(corpus[:1]), corpus_vectors[:1])
+    assert sharded.delete(["doc-0", "doc-1", "doc-2"]) == 3
+    assert sharded.count() == len(corpus) - 3
+    sharded.fit(k=64)  # every shard lost what it staged: the fit builds it again
+    assert {shard.manifest.fitted_at for shard in shards} == {sharded.manifest.fitted_at}
+    assert sharded.answer(corpus_vectors[5:6]).hits[0][0].id == "doc-5"
+    assert sharded.kernel is not None and sharded.kernel.k == 64

@@ -10,6 +10,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from index.collection import REFIT_GROWTH, Collection
@@ -30,6 +31,21 @@ Stored = Collection | ShardedCollection
 ShardOpener = Callable[[Path, Encoder, float], ShardedCollection]
 """(path, encoder, refit_growth) -> the sharded collection at path with its shards open: in this
 process (`ShardedCollection.open`), or each in a process of its own (service.cluster)."""
+EncoderMaker = Callable[..., Encoder]
+"""`Encoder`'s constructor, or one taking its arguments whose model runs elsewhere."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a catalog's models run and its shards open: in this process by default; the Ray
+    application (service.cluster_app) puts models in an encoder deployment and shards in actors."""
+
+    open_shards: ShardOpener = ShardedCollection.open
+    make_encoder: EncoderMaker = Encoder
+
+
+IN_PROCESS = Placement()
+
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Collection names are directory names: letters, digits, '_' and '-', no dots or separators,
@@ -48,7 +64,7 @@ class Catalog:
         default_model: model of collections created without one (None: the bundled default).
         batch_size, backend, cache_dir, threads: of every encoder (see index.encoder.Encoder).
         refit_growth: see `Collection.fit_if_due`.
-        open_shards: how a sharded collection's shards are opened (default: in this process).
+        placement: where models run and shards open (default: all in this process).
 
     It locks `root` (DataDirBusy when another catalog holds it) until `close`.
     """
@@ -62,7 +78,7 @@ class Catalog:
         cache_dir: str | Path | None = None,
         threads: int | None = None,
         refit_growth: float = REFIT_GROWTH,
-        open_shards: ShardOpener = ShardedCollection.open,
+        placement: Placement = IN_PROCESS,
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -74,7 +90,7 @@ class Catalog:
         self.cache_dir = cache_dir
         self.threads = threads
         self.refit_growth = refit_growth
-        self.open_shards = open_shards
+        self.placement = placement
         self._collections: dict[str, Stored] = {}
         self._unavailable: dict[str, str] = {}
         self._encoders: dict[tuple[str, str], Encoder] = {}
@@ -188,7 +204,7 @@ class Catalog:
         key = (name, check_backend(backend or self.backend))
         with self._lock:
             if key not in self._encoders:
-                self._encoders[key] = Encoder(
+                self._encoders[key] = self.placement.make_encoder(
                     None if name == DEFAULT_MODEL_ID else name,
                     batch_size=self.batch_size,
                     backend=key[1],
@@ -212,7 +228,7 @@ class Catalog:
     def _open(self, path: Path) -> Stored:
         if (path / LAYOUT_FILE).exists():
             encoder = self.encoder(Manifest.load(shard_path(path, 0)).model_id)
-            return self.open_shards(path, encoder, self.refit_growth)
+            return self.placement.open_shards(path, encoder, self.refit_growth)
         manifest = Manifest.load(path)
         return Collection(path, self.encoder(manifest.model_id), self.refit_growth)
 

@@ -8,8 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from index.catalog import ShardOpener
-from index.shards import ShardedCollection
+from index.catalog import IN_PROCESS, Placement
 from service import errors
 from service.api import docs
 from service.api.main import api_router
@@ -34,13 +33,13 @@ OPEN_PATHS = ("/health", "/ready")
 
 
 def create_app(
-    settings: ServerSettings | None = None, open_shards: ShardOpener = ShardedCollection.open
+    settings: ServerSettings | None = None, placement: Placement = IN_PROCESS
 ) -> FastAPI:
     """Build the app; its lifespan opens the data directory and loads the model in the background.
 
     Args:
         settings: the service settings (default: read from WHITENED_SEARCH_* variables).
-        open_shards: how sharded collections open their shards (see service.engine.Engine).
+        placement: where models run and shards open (see service.engine.Engine).
     """
     settings = settings or ServerSettings()
     telemetry = Telemetry()
@@ -49,7 +48,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redactor = QueryStringRedactor()
         logging.getLogger(ACCESS_LOGGER).addFilter(redactor)  # after uvicorn set up its logging
-        engine = await run_in_threadpool(Engine, settings, telemetry, open_shards)
+        engine = await run_in_threadpool(Engine, settings, telemetry, placement)
         app.state.engine = engine
         engine.start()
         logger.info("serving data directory %s", engine.catalog.root)

@@ -10,10 +10,11 @@ is there). Meanwhile a query answers from the other shards and says which are mi
 Needs the `distributed` extra (Ray Serve); the plain server never imports this.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -114,6 +115,80 @@ class RemoteShard:
 
     def close(self) -> None:
         """The remote process owns the collection: it closes it when it ends."""
+
+
+ENCODER_CPUS = 1.0
+"""An encoder replica's CPU reservation: its model's threads (the settings' THREADS, default one
+per core of its node) do all of a query's and an ingest's arithmetic."""
+ENCODE_TIMEOUT_S = 600.0
+"""An encode call that has not answered by then fails (an ingest chunk of long texts on a busy
+CPU takes tens of seconds; a dead replica's call fails at once and Serve starts another)."""
+
+
+class EncoderHost:
+    """The models of one encoder replica, each loaded once, keyed by the arguments of the
+    `Encoder` that asks (model, backend, batch size, threads, export cache)."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[tuple[Any, ...], Encoder] = {}
+
+    def shape(self, options: dict[str, Any]) -> tuple[int, int]:
+        """(dimension, max_seq_length) of the model, loading it."""
+        encoder = self._encoder(options)
+        return encoder.dimension, encoder.max_seq_length
+
+    def encode(self, options: dict[str, Any], texts: list[str]) -> np.ndarray:
+        return self._encoder(options).encode(texts)
+
+    def _encoder(self, options: dict[str, Any]) -> Encoder:
+        key = tuple(sorted(options.items()))
+        if key not in self._encoders:
+            self._encoders[key] = Encoder(**options)
+        return self._encoders[key]
+
+
+EncoderReplica = serve.deployment(name="encoder")(EncoderHost)
+"""The encoder deployment: its replicas (`num_replicas`, or `autoscaling_config` in a Serve
+config file, service/serve.yaml) share the encoding of every query and ingest job."""
+
+
+class RemoteModel:
+    """A loaded model (index.encoder.SentenceModel) that runs in the encoder deployment."""
+
+    def __init__(self, handle: DeploymentHandle, options: dict[str, Any]) -> None:
+        self._handle, self._options = handle, options
+        self.dimension, self.max_seq_length = self._call("shape")
+
+    def encode(self, texts: Sequence[str], batch_size: int, progress: bool) -> np.ndarray:
+        return self._call("encode", list(texts))
+
+    def _call(self, method: str, *args: Any) -> Any:
+        call = getattr(self._handle, method).remote(self._options, *args)
+        return call.result(timeout_s=ENCODE_TIMEOUT_S)
+
+
+class ServedEncoder(Encoder):
+    """An `Encoder` whose model runs in the encoder deployment's replicas, not in this process:
+    what the Ray application's catalog makes (`served_encoders`)."""
+
+    def __init__(self, handle: DeploymentHandle, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handle = handle
+
+    def _load(self) -> RemoteModel:
+        options = {
+            "model": self.model,
+            "batch_size": self.batch_size,
+            "backend": self.backend,
+            "cache_dir": str(self.cache_dir),
+            "threads": self.threads,
+        }
+        return RemoteModel(self._handle, options)
+
+
+def served_encoders(handle: DeploymentHandle) -> Callable[..., Encoder]:
+    """The catalog's way to make encoders (index.catalog.Placement) over the deployment."""
+    return lambda *args, **kwargs: ServedEncoder(handle, *args, **kwargs)
 
 
 def deploy(

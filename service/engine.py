@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 
 from index import Catalog
-from index.catalog import ShardOpener
-from index.shards import ShardedCollection
+from index.catalog import IN_PROCESS, Placement
 from service.config import ServerSettings
 from service.jobs import JobRegistry
 from service.telemetry import Telemetry
@@ -29,15 +28,15 @@ class Engine:
     Args:
         settings: the service settings.
         telemetry: where request and encoding metrics go (a new one when None).
-        open_shards: how sharded collections open their shards (default: in this process;
-            service.cluster_app opens each as a Ray actor).
+        placement: where models run and shards open (default: in this process;
+            service.cluster_app puts them in Ray).
     """
 
     def __init__(
         self,
         settings: ServerSettings,
         telemetry: Telemetry | None = None,
-        open_shards: ShardOpener = ShardedCollection.open,
+        placement: Placement = IN_PROCESS,
     ) -> None:
         catalog = Catalog(  # locks the data directory
             Path(settings.data_dir).expanduser().resolve(),
@@ -47,7 +46,7 @@ class Engine:
             cache_dir=settings.model_cache_dir,
             threads=settings.threads,
             refit_growth=settings.refit_growth,
-            open_shards=open_shards,
+            placement=placement,
         )
         self.context = Context(
             settings, catalog, JobRegistry(redact=catalog.redact), telemetry or Telemetry()

@@ -60,12 +60,17 @@ def _answers(client: httpx.Client) -> dict:
     return response.json()
 
 
-def _shard_actors() -> list[dict]:
+def _alive(class_name: str) -> list[dict]:
+    """Live actors whose class name contains `class_name`."""
     from ray._private.state import actors  # the GCS's table: works without the dashboard
 
     return [
-        a for a in actors().values() if a["State"] == "ALIVE" and "ShardHost" in a["ActorClassName"]
+        a for a in actors().values() if a["State"] == "ALIVE" and class_name in a["ActorClassName"]
     ]
+
+
+def _shard_actors() -> list[dict]:
+    return _alive("ShardHost")
 
 
 def test_the_api_on_serve_answers_as_one_node_and_survives_a_shard_kill(
@@ -90,6 +95,9 @@ def test_the_api_on_serve_answers_as_one_node_and_survives_a_shard_kill(
                 assert b["score"] == pytest.approx(a["score"], abs=1e-6)
         info = client.get("/collections/docs").json()
         assert info["shards"] == 2 and info["count"] == len(corpus)
+        assert len(_alive(":encoder")) == 1  # the encoder deployment's replica encoded them
+        (ingress,) = _alive(":ingress")
+        assert "onnxruntime" not in Path(f"/proc/{ingress['Pid']}/maps").read_text()
 
         victim = _shard_actors()[0]
         os.kill(victim["Pid"], signal.SIGKILL)
@@ -108,3 +116,20 @@ def test_the_api_on_serve_answers_as_one_node_and_survives_a_shard_kill(
             [h["id"] for h in r["hits"]] for r in got["results"]
         ]
         assert client.get("/collections/docs").json()["count"] == len(corpus)
+
+
+def test_the_serve_config_file_deploys_this_application() -> None:
+    """service/serve.yaml is valid for Serve, imports this app and names its deployments."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(
+        yaml.safe_load((Path(cluster_app.__file__).parent / "serve.yaml").read_text())
+    )
+    (app,) = config.applications
+    module, _, attribute = app.import_path.partition(":")
+    assert module == cluster_app.__name__ and hasattr(cluster_app, attribute)
+    assert {d.name for d in app.deployments} == {"ingress", "encoder"}
+    ingress = cluster_app.app._bound_deployment  # Serve keeps the graph in private fields
+    (encoder,) = ingress.init_args
+    assert {ingress.name, encoder._bound_deployment.name} == {"ingress", "encoder"}

@@ -24,6 +24,8 @@ BENCHMARKS = {
     "distributed": "bench.distributed",
     "statistics": "bench.statistics",
     "cluster": "bench.cluster",
+    "cluster-http": "bench.cluster_http",
+    "cluster-faults": "bench.cluster_faults",
     "tuned": "bench.served_tuning",
 }
 MEASURES_NOTHING = {"render"}
@@ -39,6 +41,8 @@ DESCRIPTIONS = {
     "distributed": "docs/s of the Ray ingest (1 and 2 encoder actors) and of the plain one",
     "statistics": "the kernel statistics' costs: per vector, per merge, per derivation",
     "cluster": "one query through 1 and 2 shards (in process, on Ray Serve) against one collection",
+    "cluster-http": "the REST API on Ray (1 and 2 shards) against the single-node server, SciFact",
+    "cluster-faults": "SIGKILL a shard while the Ray application takes writes and queries",
     "tuned": "tune over HTTP, apply, and what the collection serves on examples never chosen on",
 }
 

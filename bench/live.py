@@ -5,6 +5,7 @@ Shared by the tests (restarts, SIGKILL) and the benchmarks (HTTP figures, the se
 so both drive the service exactly as a user would.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,8 @@ class LiveServer:
             benchmark compares backends that way); by default they are dropped, so tests see
             only the settings they name.
         preexec: run in the child before it starts (resource limits of the full-disk test).
+        ray: serve through Ray Serve on a local Ray started by the server (`serve --ray`);
+            its Ray processes are the server's descendants (`tree_rss`).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class LiveServer:
         log: Path,
         inherit_settings: bool = False,
         preexec: Callable[[], None] | None = None,
+        ray: bool = False,
         **settings: Any,
     ) -> None:
         self.data_dir = data_dir
@@ -66,6 +70,7 @@ class LiveServer:
         self.log = log
         self.inherit_settings = inherit_settings
         self.settings = settings
+        self.ray = ray
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,6 +99,7 @@ class LiveServer:
             str(self.data_dir),
             "--log-level",
             "info",
+            *(["--ray"] if self.ray else []),
         ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -134,6 +140,35 @@ class LiveServer:
         """Resident memory of the running server now, in bytes (VmRSS of /proc/<pid>/status)."""
         return self._status_bytes("VmRSS")
 
+    def tree_rss(self) -> int:
+        """Resident memory now of the server and every process it started (a local Ray's), in
+        bytes."""
+        total = 0
+        for pid in self._tree():
+            try:
+                total += status_bytes(pid, "VmRSS")
+            except (OSError, ValueError):  # ended, or a zombie without memory
+                continue
+        return total
+
+    def _tree(self) -> set[int]:
+        """The server's pid and its descendants'."""
+        if self.process is None:
+            raise ServerFailed("the server is not running")
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # it ended meanwhile
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        tree, grown = {self.process.pid}, True
+        while grown:
+            more = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= more
+            grown = bool(more)
+        return tree
+
     def _status_bytes(self, field: str) -> int:
         if self.process is None:
             raise ServerFailed("the server is not running")
@@ -158,8 +193,20 @@ class LiveServer:
         self.process.wait(timeout=30)
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if not self.ray:
             self.kill()
+            return
+        tree = self._tree()  # Ray's processes: interrupted, the server stops the Ray it began
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        for pid in tree - {self.process.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # what outlived it
 
 
 def status_bytes(pid: int, field: str) -> int:

@@ -87,6 +87,8 @@ class ShardedCollection:
         self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="shard")
         self._fit_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._manifest: Manifest | None = None
+        self._kernel: WhiteningKernel | None = None
         self._gate = _SwitchGate()
 
     @classmethod
@@ -137,8 +139,12 @@ class ShardedCollection:
 
     @property
     def manifest(self) -> Manifest:
-        """Shard 0's: every shard has the same model and settings, and the same kernel."""
-        return self.shards[0].manifest
+        """Shard 0's: every shard has the same model and settings, and the same kernel. Kept
+        here until the next fit (only `fit` changes them), so a query asks no shard for it."""
+        manifest = self._manifest
+        if manifest is None:
+            manifest = self._manifest = self.shards[0].manifest
+        return manifest
 
     @property
     def settings(self) -> Settings:
@@ -252,11 +258,14 @@ class ShardedCollection:
                         shard.abort_fit(outcome)
                 raise failures[0]
             with self._gate.switching():
-                for shard, snapshot in zip(self.shards, settled, strict=True):
-                    try:
-                        shard.commit_fit(snapshot)
-                    except StorageError:  # it restarted between the phases: build it again
-                        shard.commit_fit(shard.prepare_fit(kernel, settings, fitted_at))
+                try:
+                    for shard, snapshot in zip(self.shards, settled, strict=True):
+                        try:
+                            shard.commit_fit(snapshot)
+                        except StorageError:  # it restarted between the phases: again
+                            shard.commit_fit(shard.prepare_fit(kernel, settings, fitted_at))
+                finally:
+                    self._manifest = self._kernel = None  # asked again after the switch
         self.fit_error = None
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
 
@@ -295,7 +304,10 @@ class ShardedCollection:
 
     @property
     def kernel(self) -> WhiteningKernel | None:
-        return self.shards[0].kernel
+        """The shards' kernel, kept here as the manifest is (it is megabytes from a remote one)."""
+        if self._kernel is None and self.manifest.fitted_at is not None:
+            self._kernel = self.shards[0].kernel
+        return self._kernel
 
     def require_kernel(self) -> WhiteningKernel:
         """The kernel, or NotFitted saying why there is none and what to do."""

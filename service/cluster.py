@@ -21,7 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from index.collection import REFIT_GROWTH, Collection
 from index.encoder import Encoder
-from index.errors import InvalidInput
+from index.errors import InvalidInput, ModelUnavailable, StorageError
 from index.shards import ShardedCollection, shard_count, shard_path
 
 SHARD_METHODS = frozenset(
@@ -45,11 +45,13 @@ SHARD_METHODS = frozenset(
 """What a sharded collection asks of a shard (index.shards): nothing else crosses."""
 SHARD_ATTRIBUTES = frozenset({"manifest", "kernel"})
 
-CPUS_PER_SHARD = 0.25
-"""A shard's CPU reservation: a shard mostly waits (its searches take a millisecond), so several
-share a core, and the encoder keeps the rest: beside the ingress's one CPU
-(service.cluster_app.INGRESS_CPUS), four shards fit a 2-CPU node. A reservation only schedules;
-more shards than fit stay pending, and their calls time out (CALL_TIMEOUT_S)."""
+CPUS_PER_SHARD = 0.0
+"""A shard's CPU reservation: none. A shard mostly waits (its searches take a millisecond) and
+its memory, not CPU, limits how many a node holds; Ray spreads shard actors over the nodes. With
+a reservation (0.25 each until 2026-12-04) a 2-CPU node beside the encoder held 3 shards, and a
+collection's next shard stayed pending until its calls failed."""
+UNANSWERED = (TimeoutError, ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError)
+"""What a call raises when the other process did not answer (its own errors arrive as they are)."""
 CALL_TIMEOUT_S = 30.0
 """A shard call that has not answered by then fails: a query answers without that shard."""
 
@@ -85,33 +87,48 @@ class RemoteShard:
     """A `ShardHost` in another process, with the collection's methods and attributes that a
     sharded collection uses, reached through `transport`."""
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+    def __init__(self, transport: Transport, label: str) -> None:
+        self._transport, self.label = transport, label
 
     @classmethod
-    def serve(cls, handle: DeploymentHandle, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
+    def serve(
+        cls, handle: DeploymentHandle, label: str, timeout_s: float = CALL_TIMEOUT_S
+    ) -> "RemoteShard":
         return cls(
-            lambda method, *args: getattr(handle, method).remote(*args).result(timeout_s=timeout_s)
+            lambda method, *args: getattr(handle, method).remote(*args).result(timeout_s=timeout_s),
+            label,
         )
 
     @classmethod
-    def actor(cls, actor: Any, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
+    def actor(cls, actor: Any, label: str, timeout_s: float = CALL_TIMEOUT_S) -> "RemoteShard":
         return cls(
-            lambda method, *args: ray.get(getattr(actor, method).remote(*args), timeout=timeout_s)
+            lambda method, *args: ray.get(getattr(actor, method).remote(*args), timeout=timeout_s),
+            label,
         )
 
     @property
     def manifest(self) -> Any:
-        return self._transport("attribute", "manifest")
+        return self._call("attribute", "manifest")
 
     @property
     def kernel(self) -> Any:
-        return self._transport("attribute", "kernel")
+        return self._call("attribute", "kernel")
 
     def __getattr__(self, method: str) -> Any:
         if method not in SHARD_METHODS:
             raise AttributeError(method)
-        return lambda *args, **kwargs: self._transport("call", method, args, kwargs)
+        return lambda *args, **kwargs: self._call("call", method, args, kwargs)
+
+    def _call(self, *args: Any) -> Any:
+        """The transport's answer; a shard that does not answer is a StorageError (503) that
+        says why, while the shard's own errors (NotFound, Conflict, ...) pass as they are."""
+        try:
+            return self._transport(*args)
+        except UNANSWERED as exc:
+            raise StorageError(
+                f"{self.label} did not answer ({type(exc).__name__}): it is restarting, or the "
+                "Ray cluster has no room to start it; retry in a moment"
+            ) from exc
 
     def close(self) -> None:
         """The remote process owns the collection: it closes it when it ends."""
@@ -164,7 +181,13 @@ class RemoteModel:
 
     def _call(self, method: str, *args: Any) -> Any:
         call = getattr(self._handle, method).remote(self._options, *args)
-        return call.result(timeout_s=ENCODE_TIMEOUT_S)
+        try:
+            return call.result(timeout_s=ENCODE_TIMEOUT_S)
+        except UNANSWERED as exc:
+            raise ModelUnavailable(
+                f"the encoder deployment did not answer ({type(exc).__name__}): its replicas "
+                "are starting or restarting; retry in a moment"
+            ) from exc
 
 
 class ServedEncoder(Encoder):
@@ -210,7 +233,7 @@ def deploy(
             name=app_name(path.name, shard),
             route_prefix=None,
         )
-        return RemoteShard.serve(handle, timeout_s)
+        return RemoteShard.serve(handle, f"shard {shard} of {path.name}", timeout_s)
 
     return _sharded(path, encoder, replica)
 
@@ -226,8 +249,10 @@ def deploy_actors(
     its first three arguments, the catalog's way to open shards (`index.catalog.ShardOpener`)."""
 
     def actor(path: Path, shard: int) -> RemoteShard:
-        host = ShardActor.options(num_cpus=cpus_per_shard).remote(str(shard_path(path, shard)))
-        return RemoteShard.actor(host, timeout_s)
+        host = ShardActor.options(num_cpus=cpus_per_shard, scheduling_strategy="SPREAD").remote(
+            str(shard_path(path, shard))
+        )
+        return RemoteShard.actor(host, f"shard {shard} of {path.name}", timeout_s)
 
     return _sharded(path, encoder, actor, refit_growth)
 

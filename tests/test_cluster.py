@@ -149,3 +149,20 @@ def test_a_killed_shard_actor_is_restarted_and_reopens_its_shard(
     assert sharded.count() == 60
     restarted = [a for a in actors().values() if a["ActorID"] == victim["ActorID"]]
     assert restarted and restarted[0]["Pid"] != victim["Pid"]
+
+
+def test_a_shard_that_does_not_answer_is_a_503_that_says_which() -> None:
+    """Ray's timeouts and dead actors become StorageError (503, service.errors) naming the
+    shard; the shard's own errors, raised in its process, pass unchanged."""
+    from index.errors import NotFound, StorageError
+
+    def silent(*args: object) -> None:
+        raise ray.exceptions.GetTimeoutError("timed out")
+
+    def missing(*args: object) -> None:
+        raise NotFound("no document doc-9")
+
+    with pytest.raises(StorageError, match="shard 1 of news did not answer"):
+        cluster.RemoteShard(silent, "shard 1 of news").count()
+    with pytest.raises(NotFound, match="doc-9"):
+        cluster.RemoteShard(missing, "shard 1 of news").get(["doc-9"])

@@ -4,6 +4,7 @@ answers as a single-node server with the same settings, and a shard actor killed
 restarted by Ray while every answer is complete or says `partial`."""
 
 import os
+import random
 import signal
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.cluster_faults import kill_rounds
 from bench.live import LiveServer, free_port
 
 ray = pytest.importorskip("ray", reason="the `distributed` extra (Ray) is not installed")
@@ -116,6 +118,23 @@ def test_the_api_on_serve_answers_as_one_node_and_survives_a_shard_kill(
             [h["id"] for h in r["hits"]] for r in got["results"]
         ]
         assert client.get("/collections/docs").json()["count"] == len(corpus)
+
+
+def test_shard_kills_during_writes_and_queries_lose_nothing(
+    cluster_url: str, corpus: list[str]
+) -> None:
+    """`python -m bench cluster-faults` in small: SIGKILL a shard while a client writes, then
+    while one queries; Ray restarts it, every call in between is answered, and every
+    acknowledged document is stored."""
+    with httpx.Client(base_url=cluster_url, timeout=120) as client:
+        _wait_ready(client)
+        figures = kill_rounds(client, corpus, kills=2, rng=random.Random(1))
+    assert figures["acknowledged"] > 100 and figures["lost"] == 0
+    assert figures["stored"] == figures["acknowledged"]
+    for round_ in figures["rounds"]:
+        assert round_["restarted"] and round_["whole_at_end"], round_
+        assert round_["calls"]["failed"] == 0, round_["errors"]
+        assert round_["whole_after_seconds"] is not None
 
 
 def test_the_serve_config_file_deploys_this_application() -> None:

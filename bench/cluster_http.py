@@ -1,0 +1,256 @@
+"""`python -m bench cluster-http`: the REST API on Ray Serve against the single-node server.
+
+What a client sees, over HTTP on 127.0.0.1: the single-node server (`python -m service`) and the
+Ray application (`python -m service --ray`: a local Ray, Serve's proxy, the ingress, one encoder
+replica, each shard a Ray actor), both on their defaults, each holding SciFact ingested through
+its own API as a background job: one collection on the single node, and on the cluster one of 1
+shard and one of 2. Then:
+
+- the same answers: every test query's top 10 ids and scores on each cluster collection against
+  the single node's, and nDCG@10 of each;
+- latency and queries/s, interleaved for `--repeats` rounds: the test queries one at a time
+  (p50, p95; the text encoded by the server, as a user's query is), then answered by 4 clients;
+- ingest docs/s of each job, and resident memory of each system's processes at the end.
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import context, data, report
+from bench.drivers.driver import CLIENTS, throughput
+from bench.live import LiveServer
+from bench.speed_http import checked
+from index.metrics import ndcg_at_k
+
+log = logging.getLogger(__name__)
+
+TOP_K = 10
+SYSTEMS = ("single", "ray-1", "ray-2")
+LABELS = {
+    "single": "single-node server (`python -m service`)",
+    "ray-1": "Ray application, 1 shard (`python -m service --ray`)",
+    "ray-2": "Ray application, 2 shards",
+}
+COLLECTIONS = {"single": ("docs", None), "ray-1": ("one", 1), "ray-2": ("two", 2)}
+"""Each system's collection and its shards (None: a plain collection)."""
+POLL_SECONDS = 0.5
+BATCH = 50
+"""Queries per request when comparing answers (the latency passes send one)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the latency passes")
+    parser.add_argument(
+        "--documents", type=int, default=None, help="SciFact subset size (default: all 5,183)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = context.from_args(args)
+    limit, repeats = (300, 1) if args.smoke else (args.documents, args.repeats)
+    scifact = data.load_scifact(ctx.root, limit_docs=limit, splits=("test",))
+    judged = scifact.qrels["test"]
+    queries = [
+        (q, text) for q, text in zip(scifact.query_ids, scifact.queries, strict=True) if q in judged
+    ]
+    documents = [
+        {"id": i, "text": t} for i, t in zip(scifact.doc_ids, scifact.documents, strict=True)
+    ]
+    work = Path(tempfile.mkdtemp(prefix="bench-cluster-http-"))
+    single = LiveServer(work / "single", work / "single.log")
+    cluster = LiveServer(work / "cluster", work / "cluster.log", ray=True)
+    try:
+        single.start()
+        cluster.start(timeout=300)
+        servers = {"single": single, "ray-1": cluster, "ray-2": cluster}
+        clients = {name: servers[name].client(timeout=600) for name in SYSTEMS}
+        ingests = {name: _ingest(clients[name], name, documents) for name in SYSTEMS}
+        answers = {name: _answers(clients[name], name, [t for _, t in queries]) for name in SYSTEMS}
+        passes = []
+        for round_ in range(repeats):
+            for name in SYSTEMS:
+                load = os.getloadavg()
+                timed = _timed(clients[name], name, [t for _, t in queries])
+                passes.append({"system": name, "round": round_, "load_average": load} | timed)
+                log.info(
+                    "%s round %d: p50 %.2f ms, %.1f q/s", name, round_, timed["p50"], timed["qps"]
+                )
+        memory = {"single": single.tree_rss(), "ray": cluster.tree_rss()}
+        for client in clients.values():
+            client.close()
+    finally:
+        single.close()
+        cluster.close()
+        shutil.rmtree(work, ignore_errors=True)
+    ids = [q for q, _ in queries]
+    figures = {
+        "documents": len(documents),
+        "queries": len(queries),
+        "cores": os.cpu_count(),
+        "top_k": TOP_K,
+        "clients": CLIENTS,
+        "ingest": ingests,
+        "ndcg_at_10": {
+            name: ndcg_at_k(
+                [[h["id"] for h in hits] for hits in answers[name]], [judged[q] for q in ids]
+            )
+            for name in SYSTEMS
+        },
+        "same_as_single": {
+            name: _compare(answers["single"], answers[name]) for name in SYSTEMS[1:]
+        },
+        "passes": passes,
+        "resident_bytes": memory,
+    }
+    report.write_json(ctx.out / "cluster_http.json", figures)
+    print(report.write_text(ctx.out / "cluster_http.md", markdown(figures)))
+    return 0
+
+
+def _ingest(client: httpx.Client, system: str, documents: list[dict[str, str]]) -> dict[str, Any]:
+    """Create the system's collection (server defaults, its shards) and ingest as one job."""
+    name, shards = COLLECTIONS[system]
+    checked(
+        client.post("/collections", json={"name": name} | ({"shards": shards} if shards else {}))
+    )
+    started = time.perf_counter()
+    job = checked(client.post(f"/collections/{name}/ingest", json={"documents": documents}))["job"]
+    while job["state"] not in ("done", "failed"):
+        time.sleep(POLL_SECONDS)
+        job = checked(client.get(f"/jobs/{job['id']}"))
+    seconds = time.perf_counter() - started
+    if job["state"] != "done" or not job["fitted"]:
+        raise RuntimeError(
+            f"{system}: ingest job ended {job['state']}: {job['error'] or job['fit_error']}"
+        )
+    return {"seconds": seconds, "docs_per_second": len(documents) / seconds}
+
+
+def _answers(client: httpx.Client, system: str, texts: list[str]) -> list[list[dict[str, Any]]]:
+    """Every query's top-10 hits ({id, score}), asked `BATCH` at a time; the answer must be
+    whole."""
+    name = COLLECTIONS[system][0]
+    hits = []
+    for start in range(0, len(texts), BATCH):
+        body = {"texts": texts[start : start + BATCH], "top_k": TOP_K}
+        answer = checked(client.post(f"/collections/{name}/query", json=body))
+        if answer["partial"]:
+            raise RuntimeError(
+                f"{system}: a partial answer, shards {answer['missing_shards']} missing"
+            )
+        hits += [
+            [{"id": h["id"], "score": h["score"]} for h in r["hits"]] for r in answer["results"]
+        ]
+    return hits
+
+
+def _compare(want: list[list[dict[str, Any]]], have: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Queries whose top-10 ids are the single node's in the same order, and the largest
+    difference of a score at the same rank."""
+    same = sum(
+        [h["id"] for h in a] == [h["id"] for h in b] for a, b in zip(want, have, strict=True)
+    )
+    gap = max(
+        (
+            abs(x["score"] - y["score"])
+            for a, b in zip(want, have, strict=True)
+            for x, y in zip(a, b, strict=False)
+        ),
+        default=0.0,
+    )
+    return {"same_ids": same, "max_score_difference": gap}
+
+
+def _timed(client: httpx.Client, system: str, texts: list[str]) -> dict[str, float]:
+    """ms of each one-text query after 3 untimed ones (p50, p95), then queries/s of `CLIENTS`
+    clients sharing the same queries."""
+    path = f"/collections/{COLLECTIONS[system][0]}/query"
+
+    def ask(text: str) -> object:
+        return checked(client.post(path, json={"text": text, "top_k": TOP_K}))
+
+    for text in texts[:3]:
+        ask(text)
+    ms = []
+    for text in texts:
+        begun = time.perf_counter()
+        ask(text)
+        ms.append((time.perf_counter() - begun) * 1000)
+    summary = report.percentiles(ms)
+    return {"p50": summary["p50"], "p95": summary["p95"], "qps": throughput(ask, texts)}
+
+
+def _median(figures: dict[str, Any], system: str, key: str) -> float:
+    return statistics.median(p[key] for p in figures["passes"] if p["system"] == system)
+
+
+def table(figures: dict[str, Any]) -> str:
+    """Each system's answers, latency, queries/s and ingest, against the single node."""
+    base = _median(figures, "single", "p50")
+    rows = []
+    for name in SYSTEMS:
+        same = figures["same_as_single"].get(name)
+        rows.append(
+            [
+                LABELS[name],
+                f"{figures['ndcg_at_10'][name] * 100:.2f}",
+                "" if same is None else f"{same['same_ids']} / {same['max_score_difference']:.1e}",
+                f"{_median(figures, name, 'p50'):.1f}",
+                f"{_median(figures, name, 'p95'):.1f}",
+                f"{_median(figures, name, 'p50') - base:+.1f}",
+                f"{_median(figures, name, 'qps'):.0f}",
+                f"{figures['ingest'][name]['docs_per_second']:.1f}",
+            ]
+        )
+    rounds = len(figures["passes"]) // len(SYSTEMS)
+    memory = figures["resident_bytes"]
+    return "\n".join(
+        [
+            f"SciFact ({figures['documents']:,} abstracts, {figures['queries']} test queries), "
+            f"over HTTP on 127.0.0.1, {figures['cores']} cores, {rounds} interleaved rounds "
+            "(`bench/results/cluster_http.json`):",
+            "",
+            report.markdown_table(
+                [
+                    "system",
+                    "nDCG@10",
+                    "same top-10 ids as the single node / largest score difference",
+                    "p50 ms",
+                    "p95 ms",
+                    "p50 added",
+                    f"queries/s ({figures['clients']} clients)",
+                    "ingest docs/s",
+                ],
+                rows,
+            ),
+            "",
+            f"- resident memory at the end: single-node server {memory['single'] / 2**20:,.0f} "
+            "MiB; the Ray application with its local Ray (every process) "
+            f"{memory['ray'] / 2**20:,.0f} MiB",
+        ]
+    )
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
+    return "\n".join(
+        [
+            "# The REST API on Ray Serve against the single-node server",
+            "",
+            "`python -m bench cluster-http`: see bench/cluster_http.py for what runs.",
+            "",
+            table(figures),
+            "",
+            f"- 1-minute load average at the start of each pass: {loads}",
+            "",
+        ]
+    )

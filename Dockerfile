@@ -36,7 +36,7 @@ RUN python -m venv /opt/venv \
     && rm -rf /tmp/torch
 
 # ---- the service ------------------------------------------------------------------------------
-FROM base
+FROM base AS service
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/app \
         --shell /usr/sbin/nologin app \
     && mkdir /data \
@@ -92,3 +92,19 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 # (FAISS) release the GIL; concurrent single queries are encoded together (QUERY_BATCH_MS), and
 # WHITENED_SEARCH_THREADS caps the encoder's threads.
 CMD ["whitened-search", "serve"]
+
+# ---- the same service with Ray (`--target ray`, docker-compose.ray.yml) -----------------------
+# The `distributed` extra of pyproject.toml (Ray Data and Serve) on top of the service: every
+# container of the Ray cluster runs this image (`ray start`), the head also `serve --ray auto`.
+FROM service AS ray
+USER 0:0
+COPY pyproject.toml /tmp/ray/
+RUN python -c "import tomllib; p = tomllib.load(open('/tmp/ray/pyproject.toml', 'rb')); \
+print('\n'.join(p['project']['optional-dependencies']['distributed']))" > /tmp/ray/extra.txt \
+    && pip install -r /tmp/ray/extra.txt \
+    && rm -rf /tmp/ray \
+    && python -c "import ray.serve, ray.data"
+USER 10001:10001
+
+# ---- the default target: the service without Ray ----------------------------------------------
+FROM service

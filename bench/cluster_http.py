@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         servers = {"single": single, "ray-1": cluster, "ray-2": cluster}
         clients = {name: servers[name].client(timeout=600) for name in SYSTEMS}
         ingests = {name: _ingest(clients[name], name, documents) for name in SYSTEMS}
+        described = {
+            name: checked(clients[name].get(f"/collections/{COLLECTIONS[name][0]}"))
+            for name in SYSTEMS
+        }
         answers = {name: _answers(clients[name], name, [t for _, t in queries]) for name in SYSTEMS}
         passes = []
         for round_ in range(repeats):
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         },
         "passes": passes,
         "resident_bytes": memory,
+        "described": described,
     }
     report.write_json(ctx.out / "cluster_http.json", figures)
     print(report.write_text(ctx.out / "cluster_http.md", markdown(figures)))
@@ -252,5 +257,63 @@ def markdown(figures: dict[str, Any]) -> str:
             "",
             f"- 1-minute load average at the start of each pass: {loads}",
             "",
+        ]
+    )
+
+
+PLAN_DOCUMENTS = 100_000_000
+SHARD_DOCUMENTS = 10_000_000
+"""Documents per shard in the plan: about where one node stops (docs/SCALING.md, part 1)."""
+PLAN_QPS = 1000
+"""The query rate the plan sizes encoder replicas for."""
+
+
+def plan(figures: dict[str, Any]) -> str:
+    """The sharded half of the 100-million plan, from this run's figures."""
+    two = figures["described"]["ray-2"]
+    shards = PLAN_DOCUMENTS // SHARD_DOCUMENTS
+    per_node_qps = _median(figures, "ray-1", "qps")
+    fan_out = _median(figures, "ray-2", "p50") - _median(figures, "ray-1", "p50")
+    ray_cost = _median(figures, "ray-1", "p50") - _median(figures, "single", "p50")
+
+    def gb(bytes_per_document: float) -> str:
+        return f"{bytes_per_document * SHARD_DOCUMENTS / 1e9:,.1f} GB"
+
+    rows = [
+        ["shards of 10,000,000 documents", f"{shards}"],
+        [
+            "a shard's files (documents, raw vectors, index)",
+            f"{two['disk_bytes_per_document']:,.0f} bytes per abstract: "
+            f"{gb(two['disk_bytes_per_document'])}",
+        ],
+        [
+            "a shard's index in memory",
+            f"{two['index_bytes_per_vector']:,.0f} bytes per vector: "
+            f"{gb(two['index_bytes_per_vector'])}",
+        ],
+        [
+            "raw vectors that re-scoring reads (mapped)",
+            f"{two['raw_bytes_per_vector']:,} bytes per vector: {gb(two['raw_bytes_per_vector'])}",
+        ],
+        [
+            f"queries/s of one 2-core node with one encoder replica ({figures['clients']} clients)",
+            f"{per_node_qps:.0f}",
+        ],
+        [
+            f"encoder replicas (2 cores each) for {PLAN_QPS:,} queries/s",
+            f"{PLAN_QPS / per_node_qps:.0f}",
+        ],
+        [
+            "p50 the Ray application adds to a query (1 shard against one node)",
+            f"{ray_cost:+.1f} ms",
+        ],
+        ["p50 a second shard adds (2 shards against 1)", f"{fan_out:+.1f} ms"],
+    ]
+    return "\n".join(
+        [
+            f"{PLAN_DOCUMENTS:,} SciFact-like abstracts, from `bench/results/cluster_http.json` "
+            f"({figures['documents']:,} abstracts in 2 shards, {figures['cores']} cores):",
+            "",
+            report.markdown_table(["", "figure"], rows),
         ]
     )

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, distributed_report, peers_report, report, served_tuning
+from bench import (
+    cluster,
+    cluster_faults,
+    cluster_http,
+    distributed_report,
+    peers_report,
+    report,
+    served_tuning,
+)
 from bench.encoders import table as encoders_table
 from bench.quality_grid import grid_from_json
 from bench.quality_report import grid_table, headline
@@ -227,6 +235,18 @@ def sharded_answers(results: Path) -> str:
     return cluster.table(load(results, "cluster.json"))
 
 
+def cluster_over_http(results: Path) -> str:
+    return cluster_http.table(load(results, "cluster_http.json"))
+
+
+def plan_shards(results: Path) -> str:
+    return cluster_http.plan(load(results, "cluster_http.json"))
+
+
+def shard_kills(results: Path) -> str:
+    return cluster_faults.table(load(results, "cluster_faults.json"))
+
+
 def plan_100m(results: Path) -> str:
     return distributed_report.plan(
         *(load(results, f"{name}.json") for name in ("distributed", "encoders", "statistics"))
@@ -252,4 +272,7 @@ RENDERERS: dict[str, Renderer] = {
     "two-nodes": two_nodes,
     "plan-100m": plan_100m,
     "cluster": sharded_answers,
+    "cluster-http": cluster_over_http,
+    "cluster-faults": shard_kills,
+    "plan-shards": plan_shards,
 }

@@ -20,6 +20,9 @@
 #    API key -> 401 without it, 200 with it, same answers; a collection of an unknown format
 #    version and one of a model the image lacks -> clear log lines, /ready not "ready", their
 #    files untouched; non-root user; the model loads with no network. Then `compose down -v`.
+# 6. Ray (docker-compose.ray.yml, image built with --target ray): a Ray head with the app and a
+#    Ray worker, 2 live nodes; a collection of 2 shards answers whole with the same hits as the
+#    single-node container. Then `compose down -v`.
 #
 # Environment: WS_SMOKE_STATE (default /var/tmp/whitened-search-smoke: engine data root, tools,
 # logs; kept between runs as a build cache), WS_SMOKE_PORT (default 18765), WS_SMOKE_FRESH=1
@@ -69,7 +72,7 @@ cleanup() {
         echo "---- compose output, ps and the service's last log lines ----" >&2
         tail -n 20 "$STATE/compose.log" >&2
         compose ps -a >&2
-        compose logs --no-color --tail 60 search >&2
+        compose logs --no-color --tail 60 >&2
     fi
     if [ ${#COMPOSE[@]} -gt 0 ] && docker info >/dev/null 2>&1; then
         compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1
@@ -324,10 +327,10 @@ query_answer() { # [KEY]: ANSWER = the hits of QUERY on collection smoke, ids an
     ANSWER=$(json '[[(h["id"], round(h["score"], 5)) for h in r["hits"]] for r in d["results"]]')
 }
 
-wait_healthy() { # until the container runs and its healthcheck passes
+wait_healthy() { # [SERVICE]: until its container runs and its healthcheck passes (default search)
     local id state
-    id=$(compose ps -q search)
-    [ -n "$id" ] || fail "no container for service search"
+    id=$(compose ps -q "${1:-search}")
+    [ -n "$id" ] || fail "no container for service ${1:-search}"
     for _ in $(seq 240); do
         state=$(docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' "$id" 2>/dev/null ||
             echo gone)
@@ -417,16 +420,18 @@ expect 200 GET /health
 expect 200 GET /docs  # Swagger UI from the image's own files: no CDN, no network
 expect 200 GET /docs/assets/swagger-ui-bundle.js
 expect 201 POST /collections '{"name": "smoke"}'
-expect 201 POST /collections/smoke/documents '{"documents": [
+DOCUMENTS='{"documents": [
     {"id": "guitar", "text": "A man is playing a guitar.", "metadata": {"topic": "music"}},
     {"id": "piano", "text": "She plays the piano in a concert hall.", "metadata": {"topic": "music"}},
     {"id": "onion", "text": "A woman is slicing an onion.", "metadata": {"topic": "food"}},
     {"id": "cat", "text": "The cat sleeps on the sofa.", "metadata": {"topic": "pets"}},
     {"id": "market", "text": "Stock markets fell sharply today.", "metadata": {"topic": "news"}},
     {"id": "rain", "text": "Heavy rain is expected tomorrow.", "metadata": {"topic": "news"}}]}'
+expect 201 POST /collections/smoke/documents "$DOCUMENTS"
 assert 'd["count"] == 6 and d["fitted"]' "6 documents stored, kernel fitted"
 query_answer
 first=$ANSWER
+first_ids=$(json '[[h["id"] for h in r["hits"]] for r in d["results"]]')
 assert 'd["results"][0]["hits"][0]["id"] in ("guitar", "piano")' "music query finds a music document"
 assert 'd["results"][1]["hits"][0]["id"] == "cat"' "cat query finds the cat"
 log "answers: $first"
@@ -499,10 +504,59 @@ compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1 || fail "compose d
 [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] ||
     fail "the smoke volume is still there"
 COMPOSE=()
+
+# ---- the Ray cluster of docker-compose.ray.yml ------------------------------------------------------
+
+gb() { awk -v s="$1" 'BEGIN { printf "%.2f GB", s / 1e9 }'; }
+RAY_IMAGE=$IMAGE-ray
+log "docker build --target ray -t $RAY_IMAGE (the same layers, plus Ray)"
+t=$EPOCHREALTIME
+docker build --target ray --build-arg "TORCH_SOURCE=$TORCH_SOURCE" -t "$RAY_IMAGE" . \
+    >"$STATE/build-ray.log" 2>&1 || {
+    tail -n 40 "$STATE/build-ray.log" >&2
+    fail "docker build --target ray (whole log: $STATE/build-ray.log)"
+}
+TIMES[ray_build]=$(since "$t")
+ray_size=$(docker image inspect -f '{{.Size}}' "$RAY_IMAGE")
+log "built $RAY_IMAGE in ${TIMES[ray_build]} s, $(gb "$ray_size")"
+cat >"$STATE/ray.env" <<EOF
+WHITENED_SEARCH_RAY_IMAGE=$RAY_IMAGE
+PORT=$PORT
+RAY_AUTH_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+EOF
+COMPOSE=("${COMPOSE_CMD[@]}" --project-name "$PROJECT-ray" --env-file "$STATE/ray.env"
+    --file "$ROOT/docker-compose.ray.yml")
+compose config --quiet || fail "docker compose -f docker-compose.ray.yml config"
+compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1 || true # an interrupted run's
+log "compose -f docker-compose.ray.yml up: a Ray head with the app, and a Ray worker"
+t=$EPOCHREALTIME
+compose up -d --wait --wait-timeout 300 --no-build --pull never >>"$STATE/compose.log" 2>&1 ||
+    fail "compose -f docker-compose.ray.yml up --wait (see $STATE/compose.log)"
+TIMES[ray_up]=$(since "$t")
+wait_healthy head
+wait_ready ready
+nodes=$(compose exec -T head python -c "import ray; ray.init(address='auto', \
+log_to_driver=False); print(sum(node['Alive'] for node in ray.nodes()))" 2>/dev/null | tail -n 1)
+[ "$nodes" = 2 ] || fail "the Ray cluster has '$nodes' live nodes, expected 2 (head and worker)"
+log "ok  2 live Ray nodes"
+expect 201 POST /collections '{"name": "smoke", "shards": 2}'
+expect 201 POST /collections/smoke/documents "$DOCUMENTS"
+assert 'd["count"] == 6 and d["fitted"]' "6 documents stored in 2 shards, kernel fitted"
+expect 200 GET /collections/smoke
+assert 'd["shards"] == 2 and d["count"] == 6' "the collection describes its 2 shards"
+expect 200 POST /collections/smoke/query "$QUERY"
+assert 'd["partial"] is False and d["missing_shards"] == []' "the answer is whole"
+hits=$(json '[[h["id"] for h in r["hits"]] for r in d["results"]]')
+[ "$hits" = "$first_ids" ] || fail "the Ray cluster's hits $hits differ from one node's $first_ids"
+log "ok  the same hits as the single-node container: $hits"
+log "compose -f docker-compose.ray.yml down -v"
+compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1 || fail "compose down (ray)"
+COMPOSE=()
 docker image prune -f --filter label=org.opencontainers.image.title=whitened-search >/dev/null
 
 summary="build ${TIMES[build]} s, image $(awk -v s="$size" 'BEGIN { printf "%.2f GB", s / 1e9 }')"
 summary+=", compose up ${TIMES[up]} s"
+summary+="; Ray image: build ${TIMES[ray_build]} s, $(gb "$ray_size"), compose up ${TIMES[ray_up]} s"
 [ -n "${TIMES[engine]:-}" ] && summary+=", engine start ${TIMES[engine]} s"
 [ -n "${TIMES[base]:-}" ] && summary+=", stand-in base ${TIMES[base]} s"
 log "summary: $summary"

@@ -2,11 +2,12 @@
 
 The Ray application (`python -m service --ray`, a local Ray) holds a collection of 2 shards.
 Each round kills one shard actor's process (found by its process title, `ray::ShardHost`) at a
-random moment while one client writes documents (rounds 0, 2, ...: synchronous writes of 10) or
-queries (rounds 1, 3, ...), and keeps going until Ray has restarted the shard and the collection
-answers whole again. What a round records: calls answered and failed, answers marked partial,
-and seconds from the kill until a whole answer. At the end every acknowledged document (a write
-answered 201) must be stored: the lost ones are counted, and must be none.
+random moment while a client, in turn, writes documents (synchronous writes of 10), runs an
+ingest job (a background job of 1,000), or queries, and keeps going until Ray has restarted the
+shard and the collection answers whole again. What a round records: calls answered and failed,
+answers marked partial, and seconds from the kill until a whole answer. At the end every
+acknowledged document (a write answered 201, or counted in an ingest job's `processed`) must be
+stored: the lost ones are counted, and must be none.
 """
 
 import argparse
@@ -32,6 +33,9 @@ COLLECTION = "faults"
 SHARDS = 2
 WRITE = 10
 """Documents per synchronous write."""
+JOB = 1000
+"""Documents per ingest job."""
+PHASES = ("write", "ingest", "query")
 SHARD_TITLE = "ray::ShardHost"
 """How a shard actor's process is titled (service.cluster.ShardHost)."""
 WHOLE_WITHIN_S = 120.0
@@ -83,8 +87,8 @@ def kill_rounds(client: httpx.Client, texts: list[str], kills: int, rng: random.
 def _round(
     client: httpx.Client, texts: list[str], number: int, rng: random.Random, acknowledged: list
 ) -> dict[str, Any]:
-    """One kill while a client writes (even rounds) or queries (odd ones)."""
-    phase = "write" if number % 2 == 0 else "query"
+    """One kill while a client writes, runs an ingest job or queries (PHASES, in turn)."""
+    phase = PHASES[number % len(PHASES)]
     tally = {"ok": 0, "failed": 0, "partial": 0}
     errors: list[str] = []
     stop, killed = threading.Event(), threading.Event()
@@ -93,11 +97,13 @@ def _round(
     def work() -> None:
         batch = 0
         while not stop.is_set():
-            if phase == "write":
-                ids = [f"r{number}-{batch}-{j}" for j in range(WRITE)]
-                start = number * 997 + batch * WRITE
-                chosen = [texts[(start + j) % len(texts)] for j in range(WRITE)]
-                ok, error = _write(client, ids, chosen, acknowledged)
+            if phase in ("write", "ingest"):
+                size = WRITE if phase == "write" else JOB
+                ids = [f"r{number}-{batch}-{j}" for j in range(size)]
+                start = number * 997 + batch * size
+                chosen = [texts[(start + j) % len(texts)] for j in range(size)]
+                send = _write if phase == "write" else _ingest
+                ok, error = send(client, ids, chosen, acknowledged)
                 batch += 1
                 partial = False
             else:
@@ -149,6 +155,26 @@ def _write(
         acknowledged.extend(ids)
         return True, None
     return False, f"{response.status_code} {response.text[:200]}"
+
+
+def _ingest(
+    client: httpx.Client, ids: list[str], texts: list[str], acknowledged: list[str]
+) -> tuple[bool, str | None]:
+    """An ingest job of the documents, polled until it ends: what it counts in `processed`
+    is committed (its chunks form a prefix), so acknowledged."""
+    body = {"documents": [{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)]}
+    try:
+        response = client.post(f"/collections/{COLLECTION}/ingest", json=body)
+        if response.status_code != 202:
+            return False, f"{response.status_code} {response.text[:200]}"
+        job = response.json()["job"]
+        while job["state"] not in ("done", "failed"):
+            time.sleep(0.5)
+            job = client.get(f"/jobs/{job['id']}").json()
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    acknowledged.extend(ids[: job["processed"]])
+    return job["state"] == "done", job["error"]
 
 
 def _query(client: httpx.Client, text: str) -> tuple[bool, bool, str | None]:
@@ -244,7 +270,10 @@ def table(figures: dict[str, Any]) -> str:
             report.markdown_table(
                 ["", "value"],
                 [
-                    ["documents acknowledged (a write answered 201)", figures["acknowledged"]],
+                    [
+                        "documents acknowledged (a write answered 201, or in a job's `processed`)",
+                        figures["acknowledged"],
+                    ],
                     ["acknowledged and not stored (lost)", figures["lost"]],
                     ["calls answered / failed", f"{calls['ok']} / {calls['failed']}"],
                     ["answers marked partial", calls["partial"]],

@@ -120,16 +120,17 @@ def test_the_api_on_serve_answers_as_one_node_and_survives_a_shard_kill(
         assert client.get("/collections/docs").json()["count"] == len(corpus)
 
 
-def test_shard_kills_during_writes_and_queries_lose_nothing(
+def test_shard_kills_during_writes_ingest_and_queries_lose_nothing(
     cluster_url: str, corpus: list[str]
 ) -> None:
-    """`python -m bench cluster-faults` in small: SIGKILL a shard while a client writes, then
-    while one queries; Ray restarts it, every call in between is answered, and every
-    acknowledged document is stored."""
+    """`python -m bench cluster-faults` in small: SIGKILL a shard while a client writes, while
+    an ingest job runs, and while one queries; Ray restarts it, every call in between is
+    answered, and every acknowledged document is stored."""
     with httpx.Client(base_url=cluster_url, timeout=120) as client:
         _wait_ready(client)
-        figures = kill_rounds(client, corpus, kills=2, rng=random.Random(1))
-    assert figures["acknowledged"] > 100 and figures["lost"] == 0
+        figures = kill_rounds(client, corpus, kills=3, rng=random.Random(1))
+    assert [r["phase"] for r in figures["rounds"]] == ["write", "ingest", "query"]
+    assert figures["acknowledged"] > 1000 and figures["lost"] == 0
     assert figures["stored"] == figures["acknowledged"]
     for round_ in figures["rounds"]:
         assert round_["restarted"] and round_["whole_at_end"], round_

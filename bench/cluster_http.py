@@ -323,7 +323,8 @@ def plan(figures: dict[str, Any]) -> str:
             f"{per_node_qps:.0f}",
         ],
         [
-            f"encoder replicas (2 cores each) for {PLAN_QPS:,} queries/s",
+            f"encoder replicas of 2 cores for {PLAN_QPS:,} queries/s (the row above scaled: "
+            "an estimate)",
             f"{PLAN_QPS / per_node_qps:.0f}",
         ],
         [

@@ -55,9 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="serve the same API on Ray Serve, each shard of a sharded collection in a Ray actor "
-        "(the `distributed` extra; docs/SCALING.md): on the cluster at ADDRESS (`auto`: the one "
-        "`ray start` began on this machine), or without ADDRESS on a local Ray",
+        help="serve the same API on Ray Serve, models in an encoder deployment and each shard of "
+        "a sharded collection in a Ray actor (the `distributed` extra; docs/SCALING.md): on the "
+        "cluster at ADDRESS (`auto`: the one `ray start` began on this machine), or without "
+        "ADDRESS on a local Ray",
     )
     p.set_defaults(run=serve)
 

@@ -1,11 +1,14 @@
-"""Shards as Ray Serve deployments: each replica owns one shard's directory, reopened on restart.
+"""Shards and encoders on Ray: a shard's process reopens its directory; encoders serve models.
 
-A sharded collection (index.shards) calls them through their handles.
+A sharded collection (index.shards) calls its shards through `RemoteShard`; the catalog of the
+Ray application (service.cluster_app) makes `ServedEncoder`s, whose models run in the encoder
+deployment's replicas.
 
-A replica opens its shard's collection from disk when it starts, so when its process dies Serve
+A shard opens its collection from disk when its process starts, so when the process dies Ray
 starts another that reopens it with the single-node crash guarantees (what a write returned for
-is there). Meanwhile a query answers from the other shards and says which are missing
-(`Answer.missing_shards`); a write to the missing shard fails and is not acknowledged.
+is there). Meanwhile a call to it waits for the restart, up to CALL_TIMEOUT_S: a query that
+times out answers from the other shards and says which are missing (`Answer.missing_shards`); a
+write fails with a 503 and is not acknowledged.
 
 Needs the `distributed` extra (Ray Serve); the plain server never imports this.
 """

@@ -181,16 +181,9 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def markdown(figures: dict[str, Any]) -> str:
-    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
-    return "\n".join(
-        [
-            "# Sharded answers",
-            "",
-            "`python -m bench cluster`: see bench/cluster.py for what runs.",
-            "",
-            table(figures),
-            "",
-            f"- 1-minute load average at the start of each pass: {loads}",
-            "",
-        ]
+    return report.page(
+        "Sharded answers",
+        "`python -m bench cluster`: see bench/cluster.py for what runs.",
+        [table(figures), ""],
+        figures["passes"],
     )

@@ -269,18 +269,11 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def markdown(figures: dict[str, Any]) -> str:
-    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
-    return "\n".join(
-        [
-            "# The REST API on Ray Serve against the single-node server",
-            "",
-            "`python -m bench cluster-http`: see bench/cluster_http.py for what runs.",
-            "",
-            table(figures),
-            "",
-            f"- 1-minute load average at the start of each pass: {loads}",
-            "",
-        ]
+    return report.page(
+        "The REST API on Ray Serve against the single-node server",
+        "`python -m bench cluster-http`: see bench/cluster_http.py for what runs.",
+        [table(figures), ""],
+        figures["passes"],
     )
 
 

@@ -79,21 +79,14 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def markdown(figures: dict[str, Any]) -> str:
-    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in figures["passes"])
-    return "\n".join(
-        [
-            "# Distributed ingest",
-            "",
-            "`python -m bench distributed`: docs/s of the whole run (Ray: actor start, encode into "
-            "Parquet, statistics, load into a collection; single: the service's ingest job over "
-            "HTTP; bare-N: N plain processes of one encoder thread, models loaded before the "
-            "clock starts: what the cores allow without Ray).",
-            "",
-            table(figures),
-            f"- Ray start (once): {figures['ray_start_seconds']:.1f} s",
-            f"- 1-minute load average at the start of each pass: {loads}",
-            "",
-        ]
+    return report.page(
+        "Distributed ingest",
+        "`python -m bench distributed`: docs/s of the whole run (Ray: actor start, encode into "
+        "Parquet, statistics, load into a collection; single: the service's ingest job over "
+        "HTTP; bare-N: N plain processes of one encoder thread, models loaded before the "
+        "clock starts: what the cores allow without Ray).",
+        [table(figures), f"- Ray start (once): {figures['ray_start_seconds']:.1f} s"],
+        figures["passes"],
     )
 
 

@@ -189,3 +189,20 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)} min {rest:.0f} s"
+
+
+def page(title: str, about: str, body: Sequence[str], passes: Sequence[Any]) -> str:
+    """A result's Markdown page: its title, what ran, its tables, and the load average at the
+    start of each interleaved pass."""
+    loads = ", ".join(f"{p['system']} {p['load_average'][0]:.2f}" for p in passes)
+    return "\n".join(
+        [
+            f"# {title}",
+            "",
+            about,
+            "",
+            *body,
+            f"- 1-minute load average at the start of each pass: {loads}",
+            "",
+        ]
+    )

@@ -161,10 +161,9 @@ class EncoderHost:
         return self._encoder(options).encode(texts)
 
     def _encoder(self, options: dict[str, Any]) -> Encoder:
-        key = tuple(sorted(options.items()))
-        if key not in self._encoders:
-            self._encoders[key] = Encoder(**options)
-        return self._encoders[key]
+        # one per key even when concurrent first calls race (Serve runs them in threads); an
+        # Encoder loads its model on first use, so the one setdefault drops costs nothing
+        return self._encoders.setdefault(tuple(sorted(options.items())), Encoder(**options))
 
 
 EncoderReplica = serve.deployment(name="encoder")(EncoderHost)

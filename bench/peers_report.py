@@ -113,6 +113,13 @@ def notes(figures: dict[str, Any]) -> list[str]:
                 f"{spread(values(rows, 'search_ms_p50'), 2)} ms per query (medians of the "
                 "passes' medians)."
             )
+        if "job_encode_seconds" in rows[0]:
+            lines.append(
+                f"{system}, {setting}: of the ingest, the job itself spent "
+                f"{spread(values(rows, 'job_encode_seconds'), 1)} s encoding, "
+                f"{spread(values(rows, 'job_index_seconds'), 2)} s storing and indexing and "
+                f"{spread(values(rows, 'job_fit_seconds'), 2)} s fitting (service.jobs.Job)."
+            )
         if "refit_seconds" in rows[0]:
             lines.append(
                 f"{system}, {setting}: the same collection, refitted in "

@@ -176,6 +176,7 @@ def write(
         "cores": os.cpu_count(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": bench.loads,
+        "peak_rss": "VmHWM",
         "rows": [result.figures() for result in results],
         "skipped": list(skipped),
     }

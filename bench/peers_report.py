@@ -93,6 +93,12 @@ def header(figures: dict[str, Any]) -> str:
         f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; finished "
         f"{figures['finished']}."
     )
+    if figures.get("peak_rss") != "VmHWM":
+        text += (
+            " **Peak RSS in process is a floor, not the system's own:** this run read it as "
+            "ru_maxrss, which a driver inherits from the bench process at the fork (in-process "
+            "cells equal to one another are that floor); runs since read VmHWM."
+        )
     if loaded:
         text = (
             f"**Loaded machine: the load average was above the {cores} cores at the start of "

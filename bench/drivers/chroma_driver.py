@@ -98,8 +98,8 @@ class ChromaServer(driver.System):
         function = type(self.collection._embedding_function).__name__
         yield f"defaults over HTTP: chroma run, HttpClient encoding with {function}"
 
-    def peak_rss_bytes(self) -> int:
-        return self.server.peak_rss_bytes()
+    def server_pid(self) -> int:
+        return self.server.process.pid
 
     def close(self) -> None:
         self.server.stop()

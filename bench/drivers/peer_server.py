@@ -59,12 +59,6 @@ class Server:
         with urllib.request.urlopen(self.url + path, timeout=60) as response:
             return json.loads(response.read())
 
-    def peak_rss_bytes(self) -> int:
-        """The server process's VmHWM (Linux), as ours is measured."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="utf-8")
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) * 1024
-
     def stop(self) -> None:
         self.process.terminate()
         try:

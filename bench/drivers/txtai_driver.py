@@ -103,8 +103,8 @@ class TxtaiApi(driver.System):
     def settings(self) -> Iterator[str]:
         yield "defaults over HTTP: txtai.api on uvicorn, GET /search, the saved index"
 
-    def peak_rss_bytes(self) -> int:
-        return self.server.peak_rss_bytes()
+    def server_pid(self) -> int:
+        return self.server.process.pid
 
     def close(self) -> None:
         self.server.stop()

@@ -265,6 +265,7 @@ RENDERERS: dict[str, Renderer] = {
     "peers": peers("peers"),
     "peers-shared": peers("peers_shared"),
     "peers-reuters-20000": peers("peers_reuters_20000"),
+    "peers-shared-reuters-20000": peers("peers_shared_reuters_20000"),
     "served-bytes-scifact": served_bytes("scifact"),
     "served-bytes-reuters": served_bytes("reuters"),
     "served-bytes-budgets": served_budgets,

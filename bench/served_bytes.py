@@ -63,6 +63,10 @@ SETTINGS = (
     _setting("PQ8 k=64", k=64, index_spec="PQ8", candidates=1600),
     _setting("PQ14 k=112", k=112, index_spec="PQ14", candidates=1600),
     _setting("PQ14 k=112", k=112, index_spec="PQ14", candidates=3200),
+    _setting("RR,PQ28x4fs k=112", k=112, index_spec="RR,PQ28x4fs", candidates=800),
+    _setting("RR,PQ28x4fs k=112", k=112, index_spec="RR,PQ28x4fs", candidates=1600),
+    _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=1600),
+    _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=3200),
 )
 SMOKE_SETTINGS = (DEFAULT, _setting("binary k=64", k=64, index_spec="BFlat", candidates=200))
 LATENCY_QUERIES = 100

@@ -7,11 +7,22 @@ one bad spec would crash the process at each restart. Every spec is therefore pa
 parameters checked against bounds that FAISS handles, and its memory estimated, before any FAISS
 call (create, fit, open).
 
-    spec   := "Flat" | sq | pq | "RaBitQ" | hnsw | ivf | "BFlat" | "BHNSW" M
+    spec   := "Flat" | sq | pq | ["RR,"] "PQ" m "x4fs" | "RR," pq | "RaBitQ" | hnsw | ivf
+              | "BFlat" | "BHNSW" M
     sq     := "SQ4" | "SQ6" | "SQ8" | "SQfp16"
     pq     := "PQ" m ["x" nbits]                m divides the dimension, 1 ≤ nbits ≤ 8
     hnsw   := "HNSW" M ["," ("Flat" | sq)]      4 ≤ M ≤ 64
     ivf    := "IVF" nlist "," ("Flat" | sq | pq | "RaBitQ")      1 ≤ nlist ≤ 16384
+
+"x4fs" is FAISS's fast scan: 4-bit codes scored 32 vectors at a time with SIMD lookups, about
+ten times faster per candidate list than 8-bit PQ here, so a few thousand candidates cost a
+fraction of a millisecond (it takes no filter: a filtered query scores the codes one by one).
+"RR," rotates the vectors at random (a fixed seed, a k × k matrix) before PQ codes them: the
+kernel orders its components by variance, so plain PQ spends its first sub-quantizers on a few
+strong coordinates and its last ones on weak ones; after the rotation each gets an even share.
+On 100,000 Reuters sentences at k=112 (plain FAISS, raw re-scoring) PQ14 kept 98.75 % of the
+exact top 10 among 1,600 candidates and RR,PQ14 99.70 %; bench/results/served_bytes_reuters.json
+has what a collection serves.
 """
 
 import math
@@ -49,13 +60,16 @@ def _codec_pattern(prefix: str) -> str:
 
 _GRAMMAR = re.compile(
     _codec_pattern("")
+    + r"|(?P<rr>RR,)?PQ(?P<fs_m>\d+)x4fs"
+    + r"|RR,PQ(?P<rr_m>\d+)(?:x(?P<rr_nbits>\d+))?"
     + rf"|HNSW(?P<hnsw>\d+)(?:,(?P<hnsw_codec>Flat|{_SQ}))?"
     + rf"|IVF(?P<nlist>\d+),{_codec_pattern('ivf_')}"
     + r"|BFlat|BHNSW(?P<bhnsw>\d+)"
 )
 
 SUPPORTED = (
-    "'Flat', 'SQ4', 'SQ6', 'SQ8', 'SQfp16', 'PQ{m}' or 'PQ{m}x{nbits}', 'RaBitQ', 'HNSW{M}' "
+    "'Flat', 'SQ4', 'SQ6', 'SQ8', 'SQfp16', 'PQ{m}', 'PQ{m}x{nbits}' or 'PQ{m}x4fs' (each "
+    "optionally after 'RR,'), 'RaBitQ', 'HNSW{M}' "
     "(optionally ',SQ8' and the like), 'IVF{nlist},{Flat|SQ8|PQ{m}|RaBitQ}', 'BFlat', 'BHNSW{M}'"
 )
 
@@ -107,6 +121,12 @@ def parse(spec: object, dim: int) -> IndexSpec:
     groups = match.groupdict()
     if text == "BFlat" or groups["bhnsw"] is not None:
         return _binary(text, dim, groups["bhnsw"])
+    if groups["fs_m"] is not None or groups["rr_m"] is not None:
+        fast_scan = groups["fs_m"] is not None
+        m, nbits = (groups["fs_m"], "4") if fast_scan else (groups["rr_m"], groups["rr_nbits"])
+        codec = _codec(text, dim, "PQ", m, nbits)
+        rotation = groups["rr_m"] is not None or groups["rr"] is not None
+        return replace(codec, fixed_bytes=codec.fixed_bytes + rotation * 4 * dim * dim)
     if groups["hnsw"] is not None:
         m = _bounded(text, "M", groups["hnsw"], HNSW_M)
         codec = _codec(text, dim, groups["hnsw_codec"] or "Flat", None, None)

@@ -43,6 +43,9 @@ def test_specs_that_crash_faiss_are_refused_before_faiss(spec: str, reason: str)
         "SQfp16",
         "PQ16",
         "PQ16x4",
+        "RR,PQ16x4",
+        "PQ16x4fs",
+        "RR,PQ32x4fs",
         "RaBitQ",
         "HNSW32",
         "HNSW16,SQ8",
@@ -65,6 +68,20 @@ def test_supported_specs_build_and_search(spec: str) -> None:
 def test_pq_must_split_k_evenly_and_the_message_names_divisors() -> None:
     with pytest.raises(InvalidIndexSpec, match="must divide k=96: use a divisor of 96 such as"):
         parse("PQ7", 96)
+
+
+def test_a_rotation_before_pq_counts_its_matrix_and_keeps_pq_bounds() -> None:
+    assert parse("RR,PQ16", K).fixed_bytes == parse("PQ16", K).fixed_bytes + 4 * K * K
+    assert parse("RR,PQ16x7", K).code_bytes == 14
+    with pytest.raises(InvalidIndexSpec, match="must divide k=96"):
+        parse("RR,PQ7", 96)
+    with pytest.raises(InvalidIndexSpec, match="not supported"):
+        parse("RR,SQ8", K)
+    fast = parse("RR,PQ32x4fs", K)  # fast scan: 4 bits a sub-quantizer, and only 4
+    assert fast.code_bytes == 16 and fast.fixed_bytes == 4 * 16 * K + 4 * K * K
+    assert parse("PQ32x4fs", K).fixed_bytes == 4 * 16 * K
+    with pytest.raises(InvalidIndexSpec, match="not supported"):
+        parse("PQ16x8fs", K)
 
 
 def test_memory_estimate_is_checked_against_the_limit() -> None:

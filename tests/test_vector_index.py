@@ -21,7 +21,18 @@ def vectors() -> np.ndarray:
 
 
 IDS = np.arange(1000, 3000, dtype=np.int64)
-SPECS = ["Flat", "HNSW32", "SQ8", "IVF16,Flat", "IVF16,PQ8x4", "PQ8x4", "RaBitQ"]
+SPECS = [
+    "Flat",
+    "HNSW32",
+    "SQ8",
+    "IVF16,Flat",
+    "IVF16,PQ8x4",
+    "PQ8x4",
+    "RR,PQ8x4",
+    "PQ8x4fs",
+    "RR,PQ8x4fs",
+    "RaBitQ",
+]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -63,7 +74,9 @@ def test_filter_matching_nothing_returns_padding(vectors: np.ndarray) -> None:
     assert (ids == -1).all() and scores.shape == (2, 3)
 
 
-@pytest.mark.parametrize("spec", ["Flat", "SQ8", "IVF16,Flat", "HNSW32", "PQ8x4", "BHNSW32"])
+@pytest.mark.parametrize(
+    "spec", ["Flat", "SQ8", "IVF16,Flat", "HNSW32", "PQ8x4", "RR,PQ8x4", "RR,PQ8x4fs", "BHNSW32"]
+)
 def test_removed_ids_are_never_found_again(spec: str, vectors: np.ndarray) -> None:
     """Graph indexes used to be rebuilt from the store on every delete; tombstones serve every
     spec alike (plain PQ, which takes no selector, by its exact subset path)."""
@@ -112,7 +125,7 @@ def test_an_index_saved_with_faiss_ids_is_converted_on_load(vectors: np.ndarray,
     assert np.array_equal(ids[:, 0], IDS[10:20])
 
 
-@pytest.mark.parametrize("spec", ["Flat", "HNSW32", "IVF16,PQ8x4"])
+@pytest.mark.parametrize("spec", ["Flat", "HNSW32", "IVF16,PQ8x4", "RR,PQ8x4", "RR,PQ8x4fs"])
 def test_save_load_round_trip(spec: str, vectors: np.ndarray, tmp_path) -> None:
     index = VectorIndex.build(DIM, spec, vectors, IDS)
     index.save(tmp_path / "index.npz")

@@ -27,7 +27,7 @@ class SettingsIn(Request):
     k: K | None = None
     index_spec: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         None,
-        description="FAISS index spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, IVF256,PQ16...",
+        description="FAISS index spec: Flat, HNSW32, SQ8, RaBitQ, BFlat, RR,PQ28x4fs, IVF256,PQ16",
     )
     rescore: Rescore | None = Field(None, description=RESCORE_DOC + " Default: the server's.")
     rescore_k: K | None = Field(None, description=RESCORE_K_DOC)

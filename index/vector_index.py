@@ -31,7 +31,8 @@ IVF_NPROBE = 16
 """Inverted lists probed per query for IVF specs: recall near exact for lists of a few thousand."""
 
 EXACT_FILTER_LIMIT = 4096
-"""Filters matching at most this many vectors are scored exactly against those vectors' codes."""
+"""Filters matching at most this many vectors are scored exactly against those vectors' codes;
+an index that takes no selector searches past at most this many tombstones."""
 
 HNSW_EF_SEARCH = 64
 """HNSW candidate-list size per query (raised to 2·top_k for larger top_k)."""
@@ -168,9 +169,11 @@ class VectorIndex:
         faiss.omp_set_num_threads(FAISS_THREADS)
         try:
             distances, positions = self._index.search(codes, top_k, params=params)
-        except RuntimeError:  # plain PQ takes no selector
+        except RuntimeError:  # plain PQ and fast scan take no selector
             if selector is None:
                 raise
+            if allowed is None and self._ids.dead <= EXACT_FILTER_LIMIT:
+                return self._search_past_tombstones(codes, top_k)
             return self._search_subset(codes, top_k, allowed)
         return self._scores(distances, positions), self._ids.ids_at(positions)
 
@@ -229,6 +232,24 @@ class VectorIndex:
         if self.is_binary:
             return faiss.serialize_index_binary(self._index)
         return faiss.serialize_index(self._index)
+
+    def _search_past_tombstones(
+        self, codes: np.ndarray, top_k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For indexes that take no selector: as many more hits as there are tombstones, the
+        removed ones dropped. Scoring every live code instead (`_search_subset`) cost a decode of
+        the whole index per query once one document had been deleted."""
+        faiss.omp_set_num_threads(FAISS_THREADS)
+        fetch = min(top_k + self._ids.dead, self._ids.size)
+        distances, positions = self._index.search(codes, fetch)
+        scores, ids = self._scores(distances, positions), self._ids.ids_at(positions)
+        out_scores = np.zeros((len(codes), top_k), np.float32)
+        out_ids = np.full((len(codes), top_k), -1, np.int64)
+        for row in range(len(codes)):
+            live = np.flatnonzero(ids[row] >= 0)[:top_k]
+            out_scores[row, : len(live)] = scores[row, live]
+            out_ids[row, : len(live)] = ids[row, live]
+        return out_scores, out_ids
 
     def _search_subset(
         self, codes: np.ndarray, top_k: int, allowed: np.ndarray | None

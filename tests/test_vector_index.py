@@ -91,6 +91,21 @@ def test_removed_ids_are_never_found_again(spec: str, vectors: np.ndarray) -> No
     assert 1000 not in index.ids() and len(index.ids()) == index.ntotal
 
 
+@pytest.mark.parametrize("spec", ["PQ8x4", "RR,PQ8x4"])
+def test_an_index_without_selectors_searches_past_its_tombstones(
+    spec: str, vectors: np.ndarray
+) -> None:
+    """Plain PQ takes no selector: once a document was deleted every query decoded the whole
+    index; it now asks for as many more hits as there are tombstones and drops them, which must
+    give what scoring the live codes one by one gives (the filtered path)."""
+    index = VectorIndex.build(DIM, spec, vectors, IDS)
+    index.remove(IDS[::3])
+    scores, ids = index.search(vectors[:6], 10)
+    assert (ids >= 0).all() and not np.isin(ids, IDS[::3]).any()
+    exact_scores, _ = index.search(vectors[:6], 10, allowed_ids=index.ids())
+    assert np.allclose(scores, exact_scores, atol=1e-5)
+
+
 def test_ids_must_rise_from_add_to_add(vectors: np.ndarray) -> None:
     index = VectorIndex.build(DIM, "Flat", vectors[:10], IDS[:10])
     with pytest.raises(InvalidInput, match="must rise"):

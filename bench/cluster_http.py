@@ -10,6 +10,9 @@ shard and one of 2. Then:
   the single node's, and nDCG@10 of each;
 - latency and queries/s, interleaved for `--repeats` rounds: the test queries one at a time
   (p50, p95; the text encoded by the server, as a user's query is), then answered by 4 clients;
+- paired, in each round: every test query asked of the three systems back to back, in an order
+  that rotates from query to query, so a difference between two systems is taken over the same
+  query at the same moment of the machine's load (the fan-out figure: 2 shards against 1);
 - ingest docs/s of each job, and resident memory of each system's processes at the end.
 """
 
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         texts = [t for _, t in queries]
         answers = {name: _answers(clients[name], name, texts) for name in SYSTEMS}
         wide = {name: _answers(clients[name], name, texts, WIDE_CANDIDATES) for name in SYSTEMS}
-        passes = []
+        passes: list[dict[str, Any]] = []
+        paired: list[dict[str, list[float]]] = []
         for round_ in range(repeats):
             for name in SYSTEMS:
                 load = os.getloadavg()
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 log.info(
                     "%s round %d: p50 %.2f ms, %.1f q/s", name, round_, timed["p50"], timed["qps"]
                 )
+            paired.append(_paired(clients, texts))
         memory = {"single": single.tree_rss(), "ray": cluster.tree_rss()}
         for client in clients.values():
             client.close()
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         "wide_candidates": WIDE_CANDIDATES,
         "same_as_single_wide": {name: _compare(wide["single"], wide[name]) for name in SYSTEMS[1:]},
         "passes": passes,
+        "paired_ms": {name: [ms for round_ in paired for ms in round_[name]] for name in SYSTEMS},
         "resident_bytes": memory,
         "described": described,
     }
@@ -207,6 +213,46 @@ def _timed(client: httpx.Client, system: str, texts: list[str]) -> dict[str, flo
     return {"p50": summary["p50"], "p95": summary["p95"], "qps": throughput(ask, texts)}
 
 
+def _paired(clients: dict[str, httpx.Client], texts: list[str]) -> dict[str, list[float]]:
+    """ms of each query on each system, the systems asked back to back in an order rotating
+    from query to query (after 3 untimed rounds)."""
+
+    def ask(system: str, text: str) -> float:
+        path = f"/collections/{COLLECTIONS[system][0]}/query"
+        begun = time.perf_counter()
+        checked(clients[system].post(path, json={"text": text, "top_k": TOP_K}))
+        return (time.perf_counter() - begun) * 1000
+
+    for text in texts[:3]:
+        for system in SYSTEMS:
+            ask(system, text)
+    ms: dict[str, list[float]] = {system: [] for system in SYSTEMS}
+    for i, text in enumerate(texts):
+        for system in SYSTEMS[i % len(SYSTEMS) :] + SYSTEMS[: i % len(SYSTEMS)]:
+            ms[system].append(ask(system, text))
+    return ms
+
+
+def paired_added(figures: dict[str, Any], system: str, base: str) -> tuple[float, float, float]:
+    """Median, first and third quartile of `system`'s ms minus `base`'s on the same query."""
+    differences = [
+        a - b for a, b in zip(figures["paired_ms"][system], figures["paired_ms"][base], strict=True)
+    ]
+    first, median, third = statistics.quantiles(differences, n=4)
+    return median, first, third
+
+
+def paired_by_order(figures: dict[str, Any], system: str, base: str) -> list[float]:
+    """The median of `system` minus `base` on the same query for each order of asking: the
+    rotation a query was asked in (query i of a round: SYSTEMS rotated by i)."""
+    queries = figures["queries"]
+    differences: list[list[float]] = [[] for _ in SYSTEMS]
+    pairs = zip(figures["paired_ms"][system], figures["paired_ms"][base], strict=True)
+    for i, (a, b) in enumerate(pairs):
+        differences[(i % queries) % len(SYSTEMS)].append(a - b)
+    return [statistics.median(d) for d in differences]
+
+
 def _median(figures: dict[str, Any], system: str, key: str) -> float:
     return statistics.median(p[key] for p in figures["passes"] if p["system"] == system)
 
@@ -233,6 +279,7 @@ def table(figures: dict[str, Any]) -> str:
         )
     rounds = len(figures["passes"]) // len(SYSTEMS)
     memory = figures["resident_bytes"]
+    ray, fan_out = paired_added(figures, "ray-1", "single"), paired_added(figures, "ray-2", "ray-1")
     return "\n".join(
         [
             f"SciFact ({figures['documents']:,} abstracts, {figures['queries']} test queries), "
@@ -261,6 +308,16 @@ def table(figures: dict[str, Any]) -> str:
             "shards re-score twice as many: where their hits differ they are closer to the "
             "query, not farther. With enough candidates for every exact top 10, the kernel "
             "alone decides, and the answers must be the single node's",
+            f"- paired ({len(figures['paired_ms']['single'])} queries: each round's test queries "
+            "asked of the three systems back to back, the order rotating): on the same query, "
+            f"the Ray application with 1 shard adds {ray[0]:+.1f} ms to the single node "
+            f"(quartiles {ray[1]:+.1f} to {ray[2]:+.1f}) and a second shard adds "
+            f"{fan_out[0]:+.1f} ms (quartiles {fan_out[1]:+.1f} to {fan_out[2]:+.1f}): the medians "
+            "of the per-query differences, which the load of the moment moves less than the "
+            "p50 added column (a difference of medians over separate passes). The order of "
+            "asking matters: a second shard's median for each of the three orders is "
+            + ", ".join(f"{ms:+.1f}" for ms in paired_by_order(figures, "ray-2", "ray-1"))
+            + " ms",
             f"- resident memory at the end: single-node server {memory['single'] / 2**20:,.0f} "
             "MiB; the Ray application with its local Ray (every process) "
             f"{memory['ray'] / 2**20:,.0f} MiB",
@@ -289,8 +346,8 @@ def plan(figures: dict[str, Any]) -> str:
     two = figures["described"]["ray-2"]
     shards = PLAN_DOCUMENTS // SHARD_DOCUMENTS
     per_node_qps = _median(figures, "ray-1", "qps")
-    fan_out = _median(figures, "ray-2", "p50") - _median(figures, "ray-1", "p50")
-    ray_cost = _median(figures, "ray-1", "p50") - _median(figures, "single", "p50")
+    fan_out = paired_added(figures, "ray-2", "ray-1")[0]
+    ray_cost = paired_added(figures, "ray-1", "single")[0]
 
     def gb(bytes_per_document: float) -> str:
         return f"{bytes_per_document * SHARD_DOCUMENTS / 1e9:,.1f} GB"
@@ -321,10 +378,10 @@ def plan(figures: dict[str, Any]) -> str:
             f"{PLAN_QPS / per_node_qps:.0f}",
         ],
         [
-            "p50 the Ray application adds to a query (1 shard against one node)",
+            "p50 the Ray application adds to a query (1 shard against one node, paired)",
             f"{ray_cost:+.1f} ms",
         ],
-        ["p50 a second shard adds (2 shards against 1)", f"{fan_out:+.1f} ms"],
+        ["p50 a second shard adds (2 shards against 1, paired)", f"{fan_out:+.1f} ms"],
     ]
     return "\n".join(
         [

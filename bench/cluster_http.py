@@ -233,12 +233,15 @@ def _paired(clients: dict[str, httpx.Client], texts: list[str]) -> dict[str, lis
     return ms
 
 
+def _paired_differences(figures: dict[str, Any], system: str, base: str) -> list[float]:
+    """`system`'s ms minus `base`'s on the same query, in the order they were asked."""
+    paired = figures["paired_ms"]
+    return [a - b for a, b in zip(paired[system], paired[base], strict=True)]
+
+
 def paired_added(figures: dict[str, Any], system: str, base: str) -> tuple[float, float, float]:
     """Median, first and third quartile of `system`'s ms minus `base`'s on the same query."""
-    differences = [
-        a - b for a, b in zip(figures["paired_ms"][system], figures["paired_ms"][base], strict=True)
-    ]
-    first, median, third = statistics.quantiles(differences, n=4)
+    first, median, third = statistics.quantiles(_paired_differences(figures, system, base), n=4)
     return median, first, third
 
 
@@ -247,9 +250,8 @@ def paired_by_order(figures: dict[str, Any], system: str, base: str) -> list[flo
     rotation a query was asked in (query i of a round: SYSTEMS rotated by i)."""
     queries = figures["queries"]
     differences: list[list[float]] = [[] for _ in SYSTEMS]
-    pairs = zip(figures["paired_ms"][system], figures["paired_ms"][base], strict=True)
-    for i, (a, b) in enumerate(pairs):
-        differences[(i % queries) % len(SYSTEMS)].append(a - b)
+    for i, difference in enumerate(_paired_differences(figures, system, base)):
+        differences[(i % queries) % len(SYSTEMS)].append(difference)
     return [statistics.median(d) for d in differences]
 
 

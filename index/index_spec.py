@@ -60,7 +60,7 @@ def _codec_pattern(prefix: str) -> str:
 
 _GRAMMAR = re.compile(
     _codec_pattern("")
-    + r"|(?P<rr>RR,)?PQ(?P<fs_m>\d+)x4fs"
+    + r"|(?:RR,)?PQ(?P<fs_m>\d+)x4fs"
     + r"|RR,PQ(?P<rr_m>\d+)(?:x(?P<rr_nbits>\d+))?"
     + rf"|HNSW(?P<hnsw>\d+)(?:,(?P<hnsw_codec>Flat|{_SQ}))?"
     + rf"|IVF(?P<nlist>\d+),{_codec_pattern('ivf_')}"
@@ -125,8 +125,9 @@ def parse(spec: object, dim: int) -> IndexSpec:
         fast_scan = groups["fs_m"] is not None
         m, nbits = (groups["fs_m"], "4") if fast_scan else (groups["rr_m"], groups["rr_nbits"])
         codec = _codec(text, dim, "PQ", m, nbits)
-        rotation = groups["rr_m"] is not None or groups["rr"] is not None
-        return replace(codec, fixed_bytes=codec.fixed_bytes + rotation * 4 * dim * dim)
+        if not text.startswith("RR,"):
+            return codec
+        return replace(codec, fixed_bytes=codec.fixed_bytes + 4 * dim * dim)
     if groups["hnsw"] is not None:
         m = _bounded(text, "M", groups["hnsw"], HNSW_M)
         codec = _codec(text, dim, groups["hnsw_codec"] or "Flat", None, None)

@@ -239,7 +239,6 @@ class VectorIndex:
         """For indexes that take no selector: as many more hits as there are tombstones, the
         removed ones dropped. Scoring every live code instead (`_search_subset`) cost a decode of
         the whole index per query once one document had been deleted."""
-        faiss.omp_set_num_threads(FAISS_THREADS)
         fetch = min(top_k + self._ids.dead, self._ids.size)
         distances, positions = self._index.search(codes, fetch)
         scores, ids = self._scores(distances, positions), self._ids.ids_at(positions)

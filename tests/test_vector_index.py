@@ -79,7 +79,7 @@ def test_filter_matching_nothing_returns_padding(vectors: np.ndarray) -> None:
 )
 def test_removed_ids_are_never_found_again(spec: str, vectors: np.ndarray) -> None:
     """Graph indexes used to be rebuilt from the store on every delete; tombstones serve every
-    spec alike (plain PQ, which takes no selector, by its exact subset path)."""
+    spec alike (plain PQ and fast scan, which take no selector, by searching past them)."""
     index = VectorIndex.build(DIM, spec, vectors, IDS)
     assert index.remove([1000, 1001, 99]) == 2
     assert index.ntotal == len(vectors) - 2

@@ -3,8 +3,9 @@
 Layout:
     manifest.json        format version, model id, d, settings (β, γ, k, index spec), snapshot name
     documents.sqlite     id, text, metadata and raw vector of each document (the source of truth)
-    documents.vectors    the raw vectors again, by row, mapped for re-scoring (index.raw_vectors)
+    documents.vectors    the raw vectors again, by row, mapped for re-scoring (index.row_file)
     snapshots/NAME/      kernel.npz and index.npz, replaced as a whole by a manifest switch
+    shortlist/NAME.sq8   SQ8 codes of a kernel's vectors by row, if the settings keep a shortlist
 
 A write stores documents in one SQLite transaction, then updates the in-memory index. The index
 is saved by `fit` and `checkpoint`; on open it is reconciled with the documents (rows added since
@@ -38,6 +39,7 @@ from index.encoder import (
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
 from index.search import Answer, Fitted, Hit
+from index.shortlist import Shortlist, remove_stale_codes
 from index.snapshots import (
     Manifest,
     Settings,
@@ -165,6 +167,9 @@ class Collection:
         """Close the document store after any write in progress; later calls raise StorageError."""
         with self._write_lock:
             self._store.close()
+            for fitted in (self._fitted, *(fitted for _, fitted in self._staged.values())):
+                if fitted is not None and fitted.shortlist is not None:
+                    fitted.shortlist.close()
 
     # ---- writes -----------------------------------------------------------------------------
 
@@ -244,9 +249,9 @@ class Collection:
         `kernel` from the stored vectors and saved as a snapshot the manifest does not point at
         yet; its name. Queries go on with the current pair until `commit_fit`."""
         with self._write_lock:
-            index = self._build_index(kernel, settings.index_spec)
-            snapshot = write_snapshot(self.path, kernel, index)
-            self._staged[snapshot] = (settings, Fitted.of(kernel, index, settings, fitted_at))
+            fitted = self._fitted_with(kernel, settings, fitted_at)
+            snapshot = write_snapshot(self.path, kernel, fitted.index, fitted.shortlist)
+            self._staged[snapshot] = (settings, fitted)
         return snapshot
 
     def commit_fit(self, snapshot: str) -> None:
@@ -267,7 +272,7 @@ class Collection:
         """Drop a snapshot `prepare_fit` staged (another shard could not prepare its own)."""
         with self._write_lock:
             self._staged.pop(snapshot, None)
-            remove_stale_snapshots(self.path, keep={self.manifest.snapshot, *self._staged})
+            self._remove_stale()
 
     def checkpoint(self) -> None:
         """Save the index as it is now, so the next open has nothing to reconcile; nothing to
@@ -410,6 +415,8 @@ class Collection:
         self._unsaved = True
         index = fitted.index
         transformed = fitted.kernel.transform(vectors) if len(added) else None
+        if fitted.shortlist is not None:  # a proposed candidate has its code
+            fitted.shortlist.write(added, vectors)
         with self._index_lock:
             index.remove(removed)
             rising = not len(added) or added.min() > index.last_id
@@ -460,12 +467,24 @@ class Collection:
     def _fit_all(self, settings: Settings, statistics: WhiteningKernel | None = None) -> None:
         """Fit a kernel on every stored vector (or derive it from their `statistics`), build
         its index, save both, then switch."""
-        rows, vectors = self._store.vectors()
         kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k)
-        kernel = kernel.fit(vectors) if statistics is None else kernel.merge(statistics)
-        index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
+        if statistics is None:
+            kernel = kernel.fit(self._store.vectors()[1])
+        else:
+            kernel = kernel.merge(statistics)
         manifest = replace(self.manifest, settings=settings, fitted_at=now())
-        self._switch(manifest, Fitted.of(kernel, index, settings, manifest.fitted_at))
+        self._switch(manifest, self._fitted_with(kernel, settings, manifest.fitted_at))
+
+    def _fitted_with(self, kernel: WhiteningKernel, settings: Settings, fitted_at: str) -> Fitted:
+        """`kernel`'s index of every stored vector, and its shortlist if `settings` keep one."""
+        rows, vectors = self._store.vectors()
+        index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
+        shortlist = (
+            None
+            if settings.shortlist is None
+            else Shortlist.build(self.path, kernel, rows, vectors)
+        )
+        return Fitted.of(kernel, index, settings, fitted_at, shortlist)
 
     def _build_index(self, kernel: WhiteningKernel, spec: str) -> VectorIndex:
         rows, vectors = self._store.vectors()
@@ -473,7 +492,7 @@ class Collection:
 
     def _switch(self, manifest: Manifest, fitted: Fitted) -> None:
         """Save `fitted` as a snapshot, point the manifest at it, then serve it."""
-        snapshot = write_snapshot(self.path, fitted.kernel, fitted.index)
+        snapshot = write_snapshot(self.path, fitted.kernel, fitted.index, fitted.shortlist)
         self._serve(replace(manifest, snapshot=snapshot), fitted)
 
     def _serve(self, manifest: Manifest, fitted: Fitted) -> None:
@@ -481,22 +500,42 @@ class Collection:
         snapshots go, but for those staged for a commit."""
         manifest.save(self.path)
         self.manifest = manifest
-        self._fitted = fitted
+        self._fitted = fitted  # a replaced shortlist's file closes with its last query
         self._unsaved = False
         self.fit_error = None
-        remove_stale_snapshots(self.path, keep={manifest.snapshot, *self._staged})
+        self._remove_stale()
+
+    def _remove_stale(self) -> None:
+        """Delete snapshots and code files that neither the served pair nor a staged one uses."""
+        remove_stale_snapshots(self.path, keep={self.manifest.snapshot, *self._staged})
+        used = [self._fitted, *(fitted for _, fitted in self._staged.values())]
+        remove_stale_codes(
+            self.path, {f.shortlist.name for f in used if f is not None and f.shortlist}
+        )
 
     def _recover(self) -> None:
         """Load the snapshot and bring its index in line with the documents."""
-        remove_stale_snapshots(self.path, keep={self.manifest.snapshot})
         if self.manifest.snapshot is None:
+            self._remove_stale()
             if self.fits_itself:
                 self._fit_if_possible()
             return
-        kernel, index = read_snapshot(self.path, self.manifest)
-        self._fitted = Fitted.of(kernel, index, self.manifest.settings, self.manifest.fitted_at)
+        kernel, index, shortlist = read_snapshot(self.path, self.manifest)
+        settings, at = self.manifest.settings, self.manifest.fitted_at
+        self._fitted = Fitted.of(kernel, index, settings, at, shortlist)
+        self._remove_stale()
+        if shortlist is not None:
+            self._fill_codes(shortlist)
         if self._reconcile():
             self.checkpoint()
+
+    def _fill_codes(self, shortlist: Shortlist) -> None:
+        """Write the codes of stored rows past the end of the code file (a file lost or cut
+        short), so that every row the index may propose has one."""
+        rows = self._store.rows()
+        missing = rows[rows > shortlist.codes.rows]
+        if len(missing):
+            shortlist.write(*self._store.vectors(missing))
 
     def _reconcile(self) -> bool:
         """Bring the index in line with the documents: rows stored since it was built go in,

@@ -1,7 +1,7 @@
 """The document store: id, text, metadata and raw vector of every document, in one SQLite file.
 
 It is the collection's source of truth; its raw vectors are read from a mapped copy beside it
-(`index.raw_vectors`), written before each commit. Each write is one transaction, so a crash
+(`index.row_file`), written before each commit. Each write is one transaction, so a crash
 keeps it whole; the FAISS index is derived from it and reconciled with it on open. Internal row
 numbers are FAISS ids: AUTOINCREMENT never reuses them, so a stale index can always be told
 apart."""
@@ -20,7 +20,7 @@ import numpy as np
 
 from index.errors import Conflict, InvalidInput, NotFound, StorageError, StorageFull
 from index.metadata import dump_metadata, filter_condition
-from index.raw_vectors import RawVectorFile
+from index.row_file import RowFile
 from index.sqlite_connections import ThreadConnections
 from index.validation import check_texts
 
@@ -67,7 +67,7 @@ class StoredDocument:
 
 class DocumentStore:
     """SQLite in WAL mode: readers (one connection per thread) never wait for the writer. Raw
-    vectors are read from a mapped file beside it (`index.raw_vectors`), filled here on open."""
+    vectors are read from a mapped file beside it (`index.row_file`), filled here on open."""
 
     def __init__(self, path: str | Path, dimension: int) -> None:
         self.path = Path(path)
@@ -75,7 +75,7 @@ class DocumentStore:
         self._sqlite = ThreadConnections(self.path)
         with self._sqlite.get() as connection:
             connection.executescript(_SCHEMA)
-        self._raw = RawVectorFile(self.path.with_suffix(".vectors"), dimension)
+        self._raw = RowFile(self.path.with_suffix(".vectors"), dimension)
         self._fill_raw()
 
     def close(self) -> None:
@@ -163,7 +163,7 @@ class DocumentStore:
         drops it when it reads the documents).
         """
         wanted = self.rows() if rows is None else np.unique(rows.astype(np.int64, copy=False))
-        return wanted, self._raw.read(wanted)
+        return wanted, self._raw.read(wanted).astype(np.float32, copy=False)
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument]:
         """Documents by id, in the order asked; NotFound names the unknown ones."""

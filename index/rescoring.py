@@ -64,11 +64,20 @@ def rescoring_kernel(kernel: WhiteningKernel, rescore_k: int | None) -> Whitenin
             f"rescore_k={rescore_k} is below the kernel's k={kernel.k_}: re-scoring compares at "
             "least the dimensions the index holds"
         )
-    if rescore_k is None:  # every meaningful component: d for a rotation, the rank with γ > 0
-        rescore_k = kernel.n_features_in_ if kernel.gamma == 0 else kernel.rank_
+    if rescore_k is None:
+        rescore_k = meaningful_k(kernel)
     if rescore_k == kernel.k_:
         return kernel
     return copy.deepcopy(kernel).refit(k=rescore_k)
+
+
+def meaningful_k(kernel: WhiteningKernel) -> int:
+    """Every meaningful component: d for a rotation, the rank with γ > 0."""
+    return kernel.n_features_in_ if kernel.gamma == 0 else kernel.rank_
+
+
+Narrow = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(raw queries, candidate rows (n, m), −1 pads) -> fewer candidate rows per query, −1 pads."""
 
 
 def search(
@@ -82,6 +91,7 @@ def search(
     space: str = "raw",
     rescorer: WhiteningKernel | None = None,
     candidates: int | None = None,
+    narrow: Narrow | None = None,
     index_lock: AbstractContextManager | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Scores, ids (n, top_k; −1 pads) and what the scores are.
@@ -89,7 +99,8 @@ def search(
     Without `raw_lookup` the index's own scores come back (`index.score_kind`). With it, the
     index proposes `candidates` per query and they are re-ranked by exact cosine in `space`:
     "raw" (the raw vectors: "raw_cosine") or "kernel" (the raw vectors through `rescorer`, see
-    `rescoring_kernel`: "kernel_cosine").
+    `rescoring_kernel`: "kernel_cosine"). `narrow` (a shortlist, `index.shortlist`) may cut
+    the candidates down before their raw vectors are read.
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
@@ -106,6 +117,8 @@ def search(
         scores, ids = index.search(queries, fetch, allowed)
     if raw_lookup is None:
         return scores, ids, index.score_kind
+    if narrow is not None:
+        ids = narrow(raw_queries, ids)
     if space == "kernel":
         if rescorer is None:
             raise InvalidInput("kernel-space re-scoring needs the kernel to re-score with")

@@ -8,6 +8,7 @@ a refit, never edited apart) and the document store, and never waits for a write
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from index import rescoring
 from index.documents import DocumentStore
 from index.kernel import WhiteningKernel
+from index.shortlist import Shortlist
 from index.snapshots import Settings
 from index.validation import as_matrix
 from index.vector_index import VectorIndex
@@ -43,19 +45,27 @@ class Answer:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The kernel and index that answer queries; replaced as a pair, never edited apart."""
+    """The kernel and index that answer queries (with the kernel's shortlist codes, if the
+    settings keep them); replaced as a pair, never edited apart."""
 
     kernel: WhiteningKernel
     index: VectorIndex
     rescorer: WhiteningKernel
     """The kernel at the settings' rescore_k: kernel-space re-scoring compares through it."""
     fitted_at: str | None = None  # the manifest's, when the kernel was fitted: its identity
+    shortlist: Shortlist | None = None
 
     @classmethod
     def of(
-        cls, kernel: WhiteningKernel, index: VectorIndex, settings: Settings, at: str | None
+        cls,
+        kernel: WhiteningKernel,
+        index: VectorIndex,
+        settings: Settings,
+        at: str | None,
+        shortlist: Shortlist | None = None,
     ) -> "Fitted":
-        return cls(kernel, index, rescoring.rescoring_kernel(kernel, settings.rescore_k), at)
+        rescorer = rescoring.rescoring_kernel(kernel, settings.rescore_k)
+        return cls(kernel, index, rescorer, at, shortlist)
 
 
 def answer(
@@ -93,9 +103,18 @@ def answer(
         space=chosen.rescore,
         rescorer=rescorer,
         candidates=candidates,
+        narrow=_narrow(fitted, chosen, top_k),
         index_lock=index_lock,
     )
     return Answer(_hits(store, scores, rows, kind), fitted.fitted_at)
+
+
+def _narrow(fitted: Fitted, settings: Settings, top_k: int) -> rescoring.Narrow | None:
+    """The shortlist's cut of the candidates to `settings.shortlist` (at least top_k), if the
+    fitted kernel has one."""
+    if fitted.shortlist is None or settings.shortlist is None:
+        return None
+    return partial(fitted.shortlist.narrow, keep=max(settings.shortlist, top_k))
 
 
 def _hits(store: DocumentStore, scores: np.ndarray, rows: np.ndarray, kind: str) -> list[list[Hit]]:

@@ -19,6 +19,7 @@ from typing import Any
 from index.errors import InvalidInput, StorageError
 from index.kernel import WhiteningKernel
 from index.rescoring import check_space
+from index.shortlist import Shortlist
 from index.storage import atomic_write, fsync_dir
 from index.validation import check_hyperparameter
 from index.vector_index import VectorIndex
@@ -28,6 +29,8 @@ MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 KERNEL_FILE = "kernel.npz"
 INDEX_FILE = "index.npz"
+SHORTLIST_FILE = "shortlist.npz"
+"""The shortlist's quantizer and code file name, in a snapshot whose settings keep one."""
 LEGACY_INDEX_FILE = "index.faiss"
 """The index file of snapshots written before ids left FAISS (`VectorIndex.load` converts it)."""
 SNAPSHOT_PATTERN = re.compile(r"(?:\.staging-)?\d{8}T\d{6}-[0-9a-f]{8}")
@@ -46,7 +49,9 @@ class Settings:
     SQ8 index, candidates re-scored by exact cosine in the kernel's space, which for a rotation
     at every dimension is raw cosine. 128 bytes a vector kept SciFact's nDCG@10 to the second
     decimal (bench/results/served_bytes_scifact.md). A model of fewer than 128 dimensions keeps
-    all of them (`for_dimension`).
+    all of them (`for_dimension`). `shortlist` (None: none) keeps SQ8 codes of the kernel
+    vectors on disk, and re-scores only the best `shortlist` of the candidates by their codes
+    (`index.shortlist`): for indexes of a few bytes that need thousands of candidates.
     """
 
     beta: float = 0.0
@@ -56,13 +61,14 @@ class Settings:
     rescore: str = "kernel"
     rescore_k: int | None = None
     candidates: int | None = None
+    shortlist: int | None = None
 
     def __post_init__(self) -> None:
         check_hyperparameter(self.beta, "beta")
         check_hyperparameter(self.gamma, "gamma")
         # true and false in manifests written before re-scoring spaces
         object.__setattr__(self, "rescore", check_space(self.rescore))
-        for name in ("k", "rescore_k", "candidates"):
+        for name in ("k", "rescore_k", "candidates", "shortlist"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
@@ -78,7 +84,8 @@ class Settings:
 
     def updated(self, **changes: Any) -> "Settings":
         """These settings with every one of `changes` applied, so a refit can also go back to a
-        default: None sets k, rescore_k or candidates to theirs (and is refused for the others);
+        default: None sets k, rescore_k, candidates or shortlist to theirs (and is refused for
+        the others);
         settings left out are kept; an unknown name is an InvalidInput."""
         unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
@@ -144,8 +151,11 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def write_snapshot(directory: Path, kernel: WhiteningKernel, index: VectorIndex) -> str:
-    """Write kernel and index into a new snapshot directory; return its name."""
+def write_snapshot(
+    directory: Path, kernel: WhiteningKernel, index: VectorIndex, shortlist: Shortlist | None
+) -> str:
+    """Write kernel, index (and the shortlist's quantizer) into a new snapshot directory; return
+    its name."""
     root = directory / SNAPSHOTS
     root.mkdir(exist_ok=True)
     name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -154,6 +164,8 @@ def write_snapshot(directory: Path, kernel: WhiteningKernel, index: VectorIndex)
     try:
         kernel.save(staging / KERNEL_FILE)
         index.save(staging / INDEX_FILE)
+        if shortlist is not None:
+            shortlist.save(staging / SHORTLIST_FILE)
         os.rename(staging, root / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -162,7 +174,9 @@ def write_snapshot(directory: Path, kernel: WhiteningKernel, index: VectorIndex)
     return name
 
 
-def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel, VectorIndex]:
+def read_snapshot(
+    directory: Path, manifest: Manifest
+) -> tuple[WhiteningKernel, VectorIndex, Shortlist | None]:
     assert manifest.snapshot is not None
     path = directory / SNAPSHOTS / manifest.snapshot
     try:
@@ -171,6 +185,8 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
         if not index_file.exists() and (path / LEGACY_INDEX_FILE).exists():
             index_file = path / LEGACY_INDEX_FILE
         index = VectorIndex.load(index_file, manifest.settings.index_spec, kernel.k_)
+        saved = path / SHORTLIST_FILE
+        shortlist = Shortlist.load(saved, directory, kernel) if saved.exists() else None
     except FileNotFoundError as exc:
         raise StorageError(f"snapshot {path} is missing a file: {exc.filename}") from exc
     except InvalidInput as exc:  # a spec this version refuses: the collection is unavailable
@@ -180,7 +196,7 @@ def read_snapshot(directory: Path, manifest: Manifest) -> tuple[WhiteningKernel,
         ) from exc
     if kernel.n_features_in_ != manifest.dimension or index.dim != kernel.k_:
         raise StorageError(f"snapshot {path} does not match the manifest's dimensions")
-    return kernel, index
+    return kernel, index, shortlist
 
 
 def remove_stale_snapshots(directory: Path, keep: Set[str | None]) -> None:

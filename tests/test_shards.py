@@ -40,8 +40,12 @@ def test_shard_of_is_stable_and_spreads_ids() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [Settings(), Settings(beta=0.5, gamma=0.25, k=64, index_spec="Flat")],
-    ids=["defaults", "tuned-flat"],
+    [
+        Settings(),
+        Settings(beta=0.5, gamma=0.25, k=64, index_spec="Flat"),
+        Settings(k=32, candidates=180, shortlist=20),  # each shard's codes choose its 20
+    ],
+    ids=["defaults", "tuned-flat", "shortlist"],
 )
 def test_two_shards_answer_as_one_collection(
     tmp_path: Path,

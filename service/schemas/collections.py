@@ -9,6 +9,7 @@ from service.schemas.common import (
     CANDIDATES_DOC,
     RESCORE_DOC,
     RESCORE_K_DOC,
+    SHORTLIST_DOC,
     CollectionName,
     FiniteFloat,
     K,
@@ -19,8 +20,8 @@ from service.schemas.common import (
 
 class SettingsIn(Request):
     """A collection's settings as a request gives them: what is left out is kept (fit) or taken
-    from the server's defaults (create); null sets k, rescore_k or candidates to its default
-    (every dimension, every meaningful one, a few per hit)."""
+    from the server's defaults (create); null sets k, rescore_k, candidates or shortlist to its
+    default (every dimension, every meaningful one, a few per hit, none)."""
 
     beta: FiniteFloat | None = Field(None, description="β: how much of the mean to subtract.")
     gamma: FiniteFloat | None = Field(None, description="γ: how much to whiten.")
@@ -32,6 +33,7 @@ class SettingsIn(Request):
     rescore: Rescore | None = Field(None, description=RESCORE_DOC + " Default: the server's.")
     rescore_k: K | None = Field(None, description=RESCORE_K_DOC)
     candidates: int | None = Field(None, ge=1, description=CANDIDATES_DOC)
+    shortlist: int | None = Field(None, ge=1, description=SHORTLIST_DOC)
 
     def settings(self) -> dict[str, Any]:
         """The settings given, by name (`index.Settings` fields), for create and fit."""
@@ -85,6 +87,7 @@ class CollectionSettings(BaseModel):
     rescore: str = Field(description="How queries re-score candidates by default.")
     rescore_k: int | None = Field(None, description=RESCORE_K_DOC)
     candidates: int | None = Field(None, description=CANDIDATES_DOC)
+    shortlist: int | None = Field(None, description=SHORTLIST_DOC)
 
 
 class CollectionInfo(BaseModel):

@@ -28,6 +28,12 @@ CANDIDATES_DOC = (
     "Candidates the index proposes per query for re-scoring (null: max(4·top_k, 40)); binary "
     "and RaBitQ codes need a few hundred to keep raw cosine's quality."
 )
+SHORTLIST_DOC = (
+    "Keep SQ8 codes of the kernel vectors (128 dimensions, on disk) and re-score only this many "
+    "of a query's candidates, the best by their codes (null: no codes; re-score every "
+    "candidate). For indexes of a few bytes a vector, which need thousands of candidates: "
+    "PQ16x4fs at k=64 with 6400 candidates and a shortlist of 100. Takes a fit."
+)
 Text = Annotated[str, StringConstraints(min_length=1)]
 CollectionName = Annotated[
     str,

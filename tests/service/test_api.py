@@ -61,6 +61,7 @@ def test_create_list_describe_delete(app_client: TestClient) -> None:
         "rescore": "kernel",
         "rescore_k": None,
         "candidates": None,
+        "shortlist": None,
     }
     names = [c["name"] for c in app_client.get("/collections").json()["collections"]]
     assert "crud" in names

@@ -1,6 +1,7 @@
 """Quantized indexes, re-scoring and the compression report over HTTP."""
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from service_support import corpus, filler, wait_job
 
@@ -45,6 +46,7 @@ def test_defaults_compress_and_rescore(app_client: TestClient) -> None:
         "rescore": "kernel",
         "rescore_k": None,
         "candidates": None,
+        "shortlist": None,
     }
     assert info["index_bytes_per_vector"] < 4 * 128  # SQ8: about k bytes and an id
     assert info["rescore_k_effective"] == 384  # β=γ=0 at d: raw cosine, through the kernel
@@ -162,3 +164,19 @@ def test_bad_quality_requests_get_4xx(app_client: TestClient) -> None:
     ]:
         response = app_client.post("/collections/bad-q/report", json=body)
         assert 400 <= response.status_code < 500, (body, response.text)
+
+
+def test_a_shortlist_is_a_setting_that_serves_the_same_top_hits(app_client: TestClient) -> None:
+    """Issue 18's 8-byte setting over the API: fast-scan PQ at k=64, every document a candidate,
+    20 of them re-scored after their codes chose them: the hits of a collection without one."""
+    _create(app_client, "short", k=64, index_spec="PQ16x4fs", candidates=90, shortlist=20)
+    _create(app_client, "long", k=64, index_spec="PQ16x4fs", candidates=90)
+    settings = app_client.get("/collections/short").json()["settings"]
+    assert (settings["shortlist"], settings["candidates"]) == (20, 90)
+    short, long = _query(app_client, "short"), _query(app_client, "long")
+    assert [h["id"] for h in short] == [h["id"] for h in long]
+    assert [h["score"] for h in short] == pytest.approx([h["score"] for h in long], abs=1e-6)
+    refused = app_client.post("/collections/short/fit", json={"shortlist": 0})
+    assert refused.status_code == 422 and "shortlist" in refused.text
+    dropped = app_client.post("/collections/short/fit", json={"shortlist": None})
+    assert dropped.json()["collection"]["settings"]["shortlist"] is None

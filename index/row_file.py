@@ -1,4 +1,5 @@
-"""Raw vectors by row in a flat file beside the document store, mapped into memory.
+"""Fixed-size records by row in a flat file, mapped into memory: the raw vectors beside the
+document store, and the shortlist's codes (`index.shortlist`).
 
 Re-scoring reads the raw vectors of a few hundred candidates per query: as SQLite blobs that
 costs about 3 µs a row (400 candidates: 1.2 ms), as a gather from a mapped file at byte
@@ -17,6 +18,7 @@ import mmap
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,24 +26,26 @@ import numpy as np
 
 from index.errors import StorageError
 
-_DTYPE = np.dtype("<f4")
 _BLOCK = 4096
 _PUNCH_HOLE = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (linux/falloc.h)
 
 
-class RawVectorFile:
-    """Row r's vector at record r − 1. Writers are serialised by the store; readers map the
-    file and map it again when a row past the mapped end is asked for (the file has grown)."""
+class RowFile:
+    """Row r's record (`dimension` values of `dtype`) at record r − 1. Writers are serialised
+    by the file's owner; readers map the file and map it again when a row past the mapped end
+    is asked for (the file has grown)."""
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int, dtype: str = "<f4") -> None:
         self.path = path
         self.dimension = dimension
-        self._record = _DTYPE.itemsize * dimension
+        self.dtype = np.dtype(dtype)
+        self._record = self.dtype.itemsize * dimension
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StorageError(f"cannot open raw vector file {path}: {exc}") from exc
-        self._mapped = np.empty((0, dimension), _DTYPE)
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+        self._closer = weakref.finalize(self, os.close, self._fd)
+        self._mapped = np.empty((0, dimension), self.dtype)
         self._map_lock = threading.Lock()
 
     @property
@@ -52,7 +56,7 @@ class RawVectorFile:
     def write(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Write each row's vector at its place, then sync: the caller commits after this."""
         order = np.argsort(rows)
-        rows, vectors = rows[order], np.ascontiguousarray(vectors[order], _DTYPE)
+        rows, vectors = rows[order], np.ascontiguousarray(vectors[order], self.dtype)
         done = 0
         for start, stop in _runs(rows):
             block = vectors[done : done + stop - start].tobytes()
@@ -71,23 +75,24 @@ class RawVectorFile:
                 _fallocate(self._fd, _PUNCH_HOLE, first, end - first)  # failure: it stays
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        """Vectors (len(rows), d) of rows the file holds (see `rows`)."""
+        """Records (len(rows), dimension) of rows the file holds (see `rows`)."""
         mapped = self._mapped
         if len(rows) and int(rows.max()) > len(mapped):
             mapped = self._map()
             if int(rows.max()) > len(mapped):
                 raise StorageError(
-                    f"{self.path} holds vectors of rows 1 to {len(mapped)}, not {int(rows.max())}:"
+                    f"{self.path} holds records of rows 1 to {len(mapped)}, not {int(rows.max())}:"
                     " it was cut short while open; restart the service to rebuild it"
                 )
-        return mapped[np.asarray(rows, np.int64) - 1].astype(np.float32, copy=False)
+        return mapped[np.asarray(rows, np.int64) - 1]
 
     def close(self) -> None:
-        """Unmap (once readers drop their views) and close the file."""
+        """Unmap (once readers drop their views) and close the file; a file no one closes is
+        closed when it is garbage (a replaced kernel's codes, once its last query is done)."""
         with self._map_lock:
-            self._mapped = np.empty((0, self.dimension), _DTYPE)
+            self._mapped = np.empty((0, self.dimension), self.dtype)
             if self._fd >= 0:
-                os.close(self._fd)
+                self._closer()
                 self._fd = -1
 
     def _map(self) -> np.ndarray:
@@ -98,7 +103,7 @@ class RawVectorFile:
             if rows > len(self._mapped):
                 # The mmap lives as long as a view of it does: readers holding the old one go on.
                 buffer = mmap.mmap(self._fd, rows * self._record, access=mmap.ACCESS_READ)
-                self._mapped = np.frombuffer(buffer, _DTYPE).reshape(rows, self.dimension)
+                self._mapped = np.frombuffer(buffer, self.dtype).reshape(rows, self.dimension)
             return self._mapped
 
 

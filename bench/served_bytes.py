@@ -67,8 +67,15 @@ SETTINGS = (
     _setting("RR,PQ28x4fs k=112", k=112, index_spec="RR,PQ28x4fs", candidates=1600),
     _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=1600),
     _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=3200),
+    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=3200, shortlist=100),
+    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=6400, shortlist=100),
+    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=6400, shortlist=200),
 )
-SMOKE_SETTINGS = (DEFAULT, _setting("binary k=64", k=64, index_spec="BFlat", candidates=200))
+SMOKE_SETTINGS = (
+    DEFAULT,
+    _setting("binary k=64", k=64, index_spec="BFlat", candidates=200),
+    _setting("binary k=64", k=64, index_spec="BFlat", candidates=200, shortlist=50),
+)
 LATENCY_QUERIES = 100
 TOP_K = 10
 

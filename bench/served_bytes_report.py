@@ -26,7 +26,7 @@ def table(payload: dict[str, Any]) -> str:
         "k",
         "index",
         "re-score",
-        "candidates",
+        "candidates (→ shortlist)",
         "bytes/vector",
         f"{payload['metric']} ×100",
         "% of exact",
@@ -42,7 +42,7 @@ def table(payload: dict[str, Any]) -> str:
                 "all" if row["k"] is None else row["k"],
                 row["index_spec"],
                 row["rescore"],
-                row["candidates"] or "default",
+                _candidates(row),
                 f"{row['bytes_per_vector']:.1f}",
                 f"{100 * row['quality']:.2f}",
                 "–" if share is None else f"{100 * share:.1f}",
@@ -56,8 +56,17 @@ def table(payload: dict[str, Any]) -> str:
         "queried through `Collection.answer` (kernel, FAISS, reads of the candidates' raw "
         f"vectors from the mapped file, re-scoring), {payload['rounds']} round(s), load "
         f"average {load} at the start{busy}. Bytes per vector: the index as resident (codes, "
-        "per-vector factors, id runs).\n\n" + report.markdown_table(header, lines) + "\n"
+        "per-vector factors, id runs). A shortlist (→) reads the candidates' SQ8 codes from "
+        "disk (128 B each, like the raw vectors not resident) and re-scores only that many."
+        "\n\n" + report.markdown_table(header, lines) + "\n"
     )
+
+
+def _candidates(row: dict[str, Any]) -> str:
+    """A row's candidates, and the shortlist they are cut to (results before it have none)."""
+    candidates = str(row["candidates"] or "default")
+    shortlist = row.get("shortlist")
+    return candidates if shortlist is None else f"{candidates} → {shortlist}"
 
 
 BUDGETS = ((16.0, 0.995), (8.0, 0.98))
@@ -83,7 +92,7 @@ def budgets(results: dict[str, dict[str, Any]]) -> str:
                 (
                     r
                     for r in largest["rows"]
-                    if (r["label"], r["candidates"]) == (row["label"], row["candidates"])
+                    if (r["label"], _candidates(r)) == (row["label"], _candidates(row))
                 ),
                 None,
             )
@@ -92,7 +101,7 @@ def budgets(results: dict[str, dict[str, Any]]) -> str:
                     f"≤ {budget:g} B",
                     f"{100 * target:g}%",
                     name,
-                    f"{row['label']}, {row['candidates'] or 'default'} candidates",
+                    f"{row['label']}, {_candidates(row)} candidates",
                     f"{row['bytes_per_vector']:.1f}",
                     f"{100 * row['quality']:.2f} {payload['metric']}",
                     f"{100 * row['share_of_exact']:.1f}%" + ("" if reaching else " (short)"),

@@ -67,9 +67,9 @@ SETTINGS = (
     _setting("RR,PQ28x4fs k=112", k=112, index_spec="RR,PQ28x4fs", candidates=1600),
     _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=1600),
     _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=3200),
-    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=3200, shortlist=100),
-    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=6400, shortlist=100),
-    _setting("RR,PQ16x4fs k=64", k=64, index_spec="RR,PQ16x4fs", candidates=6400, shortlist=200),
+    _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=6400, shortlist=100),
+    _setting("PQ16x4fs k=64", k=64, index_spec="PQ16x4fs", candidates=6400, shortlist=200),
+    _setting("PQ14x4fs k=56", k=56, index_spec="PQ14x4fs", candidates=6400, shortlist=100),
 )
 SMOKE_SETTINGS = (
     DEFAULT,

@@ -70,12 +70,13 @@ class ServedPoint:
     @property
     def settings(self) -> dict[str, Any]:
         """The collection settings that serve this pipeline (what `apply` fits with): all of
-        them, defaults included, so nothing of an earlier fit stays; pairs choose no index spec
-        (the collection keeps its own)."""
+        them, defaults included, so nothing of an earlier fit stays (the tuner runs no shortlist,
+        so none is kept); pairs choose no index spec (the collection keeps its own, and its
+        shortlist)."""
         names = ("beta", "gamma", "k", "index_spec", "rescore", "rescore_k", "candidates")
-        chosen = {name: getattr(self, name) for name in names}
+        chosen = {name: getattr(self, name) for name in names} | {"shortlist": None}
         if chosen["index_spec"] is None:
-            del chosen["index_spec"]
+            del chosen["index_spec"], chosen["shortlist"]
         return chosen
 
 

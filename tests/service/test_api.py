@@ -257,10 +257,11 @@ def test_tune_pairs_and_apply(app_client: TestClient) -> None:
 
 
 def test_apply_serves_the_chosen_point_whole_even_its_defaults(app_client: TestClient) -> None:
-    """A refit before a tune set candidates and rescore_k; the tuner's chosen point uses the
-    defaults (null), and after apply the collection must serve those, not keep the old ones."""
+    """A refit before a tune set candidates, rescore_k and a shortlist; the tuner's chosen point
+    uses the defaults (null), and after apply the collection must serve those, not the old."""
     make(app_client, "reapplied", corpus())
-    refit = app_client.post("/collections/reapplied/fit", json={"candidates": 7, "rescore_k": 200})
+    earlier = {"candidates": 7, "rescore_k": 200, "shortlist": 5}
+    refit = app_client.post("/collections/reapplied/fit", json=earlier)
     assert refit.status_code == 200, refit.text
     assert refit.json()["collection"]["settings"]["candidates"] == 7
     queries = [
@@ -274,6 +275,7 @@ def test_apply_serves_the_chosen_point_whole_even_its_defaults(app_client: TestC
     assert chosen["candidates"] is None
     served = app_client.get("/collections/reapplied").json()["settings"]
     assert (served["candidates"], served["rescore_k"]) == (None, chosen["rescore_k"])
+    assert served["shortlist"] is None  # tuned without one: served without one
     reset = app_client.post("/collections/reapplied/fit", json={"candidates": 9})
     assert reset.json()["collection"]["settings"]["candidates"] == 9
     reset = app_client.post("/collections/reapplied/fit", json={"candidates": None})

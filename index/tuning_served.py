@@ -20,7 +20,7 @@ from index.tuning_results import ServedPoint, ServedTuning
 from index.validation import as_matrix, unit_rows
 from index.vector_index import VectorIndex
 
-SHORTLIST = 3
+FINALISTS = 3
 """(β, γ, k) points of the exact sweep that go on to the served pipelines (index, re-scoring)."""
 
 
@@ -64,7 +64,7 @@ def tune_served_retrieval(
     """Choose (β, γ, k, index spec, re-scoring space and rescore_k, candidates) on the train
     queries by running each pipeline as the server would: the real index on the k-dim codes
     proposes `candidates` per query (None: the default), which are re-scored
-    (`index.rescoring`). The exact kernel-space sweep picks the SHORTLIST (β, γ, k) points
+    (`index.rescoring`). The exact kernel-space sweep picks the FINALISTS (β, γ, k) points
     first; held-out queries only score the chosen pipeline (and all pipelines, for the Pareto
     front), never choose. `progress` is called with (steps done, steps): the sweep, then each
     index built and searched."""
@@ -87,14 +87,14 @@ def tune_served_retrieval(
         rankings = [id_array[row[row >= 0]].tolist() for row in found]
         return ndcg_at_k(rankings, relevant, top)
 
-    shortlist = sorted(sweep.points, key=lambda p: (-p.score, p.k))[:SHORTLIST]
+    finalists = sorted(sweep.points, key=lambda p: (-p.score, p.k))[:FINALISTS]
     unique_specs = list(dict.fromkeys(specs))
-    steps = 1 + len(shortlist) * len(unique_specs)
+    steps = 1 + len(finalists) * len(unique_specs)
     done = 1
     if progress is not None:
         progress(done, steps)
     pipelines: list[ServedPoint] = []
-    for point in shortlist:
+    for point in finalists:
         work = copy.deepcopy(kernel).refit(beta=point.beta, gamma=point.gamma, k=point.k)
         codes = work.transform(D)
         full = rescoring.rescoring_kernel(work, None).k_

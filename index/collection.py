@@ -300,10 +300,10 @@ class Collection:
     ) -> list[list[Hit]]:
         """`search` for raw query vectors of the collection's model.
 
-        `overrides` (rescore, rescore_k, candidates) replace the collection's settings for this
-        search: with `rescore` "raw" or "kernel" the index proposes `candidates` per query
-        (None: a few times top_k) and exact cosines of the stored raw vectors, in that space,
-        order them (`index.rescoring`).
+        `overrides` (rescore, rescore_k, candidates, shortlist) replace the collection's settings
+        for this search: with `rescore` "raw" or "kernel" the index proposes `candidates` per
+        query (None: a few times top_k) and exact cosines of the stored raw vectors, in that
+        space, order them (`index.rescoring`), of the best `shortlist` by their codes if set.
         """
         return self.answer(vectors, top_k, where, **overrides).hits
 

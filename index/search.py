@@ -15,6 +15,7 @@ import numpy as np
 
 from index import rescoring
 from index.documents import DocumentStore
+from index.errors import InvalidInput
 from index.kernel import WhiteningKernel
 from index.shortlist import Shortlist
 from index.snapshots import Settings
@@ -79,8 +80,8 @@ def answer(
     index_lock: AbstractContextManager,
 ) -> Answer:
     """The `top_k` documents nearest each raw query vector under the collection's `settings`,
-    with a query's `overrides` (rescore, rescore_k, candidates) applied; `where` filters by
-    metadata before the index is searched."""
+    with a query's `overrides` (rescore, rescore_k, candidates, shortlist) applied; `where`
+    filters by metadata before the index is searched."""
     raw = as_matrix(vectors, store.dimension, "vectors")
     chosen = settings.search(**overrides)
     rescorer = (
@@ -103,16 +104,24 @@ def answer(
         space=chosen.rescore,
         rescorer=rescorer,
         candidates=candidates,
-        narrow=_narrow(fitted, chosen, top_k),
+        narrow=_narrow(fitted, chosen, top_k, overrides.get("shortlist") is not None),
         index_lock=index_lock,
     )
     return Answer(_hits(store, scores, rows, kind), fitted.fitted_at)
 
 
-def _narrow(fitted: Fitted, settings: Settings, top_k: int) -> rescoring.Narrow | None:
+def _narrow(fitted: Fitted, settings: Settings, top_k: int, asked: bool) -> rescoring.Narrow | None:
     """The shortlist's cut of the candidates to `settings.shortlist` (at least top_k), if the
-    fitted kernel has one."""
-    if fitted.shortlist is None or settings.shortlist is None:
+    fitted kernel has one; a query that `asked` for one of a collection without codes is told
+    how to get them."""
+    if settings.shortlist is None:
+        return None
+    if fitted.shortlist is None:
+        if asked:
+            raise InvalidInput(
+                "this collection keeps no shortlist codes: refit it with a shortlist (for "
+                "example shortlist=100) before a query asks for one"
+            )
         return None
     return partial(fitted.shortlist.narrow, keep=max(settings.shortlist, top_k))
 

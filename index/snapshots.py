@@ -104,7 +104,7 @@ class Settings:
         return self.updated(**{key: value for key, value in overrides.items() if value is not None})
 
 
-SEARCH_FIELDS = ("rescore", "rescore_k", "candidates")
+SEARCH_FIELDS = ("rescore", "rescore_k", "candidates", "shortlist")
 """Settings a query may override for itself; the others take a fit."""
 
 

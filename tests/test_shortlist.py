@@ -139,3 +139,31 @@ def test_a_shortlist_must_be_a_positive_integer() -> None:
     for bad in (0, -3, 2.5, True, "100"):
         with pytest.raises(InvalidInput, match="shortlist must be a positive integer"):
             Settings(shortlist=bad)
+
+
+def test_a_query_may_keep_another_number_of_the_collections_codes(tmp_path, corpus_vectors) -> None:
+    """Of a collection with codes, a query's shortlist wins (at least top_k); of one without,
+    asking for a shortlist says how to get codes instead of quietly re-scoring everything."""
+    n = len(corpus_vectors)
+    c = Collection.create(tmp_path / "c", "m", 384, Settings(k=32, candidates=n, shortlist=20))
+    c.add_vectors(_documents(n), corpus_vectors)
+    queries = corpus_vectors[:6] + 0.5 * corpus_vectors[60:66]
+    every = c.search_vectors(queries, top_k=5, shortlist=n)  # nothing cut: exact search
+    assert [[h.id for h in q] for q in every] == _exact(queries, corpus_vectors, 5)
+    asked, seen = [], []
+    original = c.fitted.shortlist.narrow
+
+    def spy(raw_queries, candidates, keep):
+        asked.append(keep)
+        kept = original(raw_queries, candidates, keep)
+        seen.append(int((kept >= 0).sum(axis=1).max()))
+        return kept
+
+    c.fitted.shortlist.narrow = spy
+    c.search_vectors(queries[:1], top_k=5, shortlist=2)  # below top_k: top_k of them
+    c.search_vectors(queries[:1], top_k=5)  # the collection's
+    assert asked == [5, 20] and seen == [5, 20]
+    plain = Collection.create(tmp_path / "p", "m", 384, Settings(k=32))
+    plain.add_vectors(_documents(20), corpus_vectors[:20])
+    with pytest.raises(InvalidInput, match="keeps no shortlist codes: refit it with a shortlist"):
+        plain.search_vectors(corpus_vectors[:1], top_k=3, shortlist=10)

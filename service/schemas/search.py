@@ -8,6 +8,7 @@ from service.schemas.common import (
     CANDIDATES_DOC,
     RESCORE_DOC,
     RESCORE_K_DOC,
+    SHORTLIST_DOC,
     CollectionName,
     FilterValue,
     K,
@@ -41,6 +42,12 @@ class QueryIn(Request):
     candidates: int | None = Field(
         None, ge=1, description=CANDIDATES_DOC.replace("(null:", "(null: the collection's, else")
     )
+    shortlist: int | None = Field(
+        None,
+        ge=1,
+        description="Of a collection that keeps shortlist codes: how many candidates this query "
+        "re-scores. Null: the collection's setting. " + SHORTLIST_DOC.split(". ")[0] + ".",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> "QueryIn":
@@ -54,7 +61,8 @@ class QueryIn(Request):
 
     def overrides(self) -> dict[str, Any]:
         """This query's own re-scoring choices (`index.snapshots.SEARCH_FIELDS`)."""
-        return self.model_dump(include={"rescore", "rescore_k", "candidates"}, exclude_none=True)
+        fields = {"rescore", "rescore_k", "candidates", "shortlist"}
+        return self.model_dump(include=fields, exclude_none=True)
 
 
 class HitOut(BaseModel):

@@ -180,3 +180,15 @@ def test_a_shortlist_is_a_setting_that_serves_the_same_top_hits(app_client: Test
     assert refused.status_code == 422 and "shortlist" in refused.text
     dropped = app_client.post("/collections/short/fit", json={"shortlist": None})
     assert dropped.json()["collection"]["settings"]["shortlist"] is None
+
+
+def test_a_query_asking_for_codes_a_collection_lacks_gets_a_4xx_that_says_what_to_do(
+    app_client: TestClient,
+) -> None:
+    _create(app_client, "no-codes", k=64)
+    body = {"text": "a song", "top_k": 3, "shortlist": 50}
+    response = app_client.post("/collections/no-codes/query", json=body)
+    assert response.status_code in (400, 422), response.text
+    assert "refit it with a shortlist" in response.text
+    body["shortlist"] = 0
+    assert app_client.post("/collections/no-codes/query", json=body).status_code == 422

@@ -73,7 +73,8 @@ class Shortlist:
 
     def narrow(self, raw_queries: np.ndarray, candidates: np.ndarray, keep: int) -> np.ndarray:
         """The best `keep` of each query's candidate rows (−1 pads) by the cosine of their
-        codes: (len(raw_queries), keep), −1 where a query had fewer."""
+        codes: (len(raw_queries), at most keep), −1 where a query had fewer."""
+        keep = min(keep, candidates.shape[1])  # a shortlist of 10**18 allocates no more
         queries = _unit(self.projector, raw_queries)
         out = np.full((len(candidates), keep), -1, np.int64)
         faiss.omp_set_num_threads(FAISS_THREADS)

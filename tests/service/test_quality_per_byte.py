@@ -176,6 +176,8 @@ def test_a_shortlist_is_a_setting_that_serves_the_same_top_hits(app_client: Test
     short, long = _query(app_client, "short"), _query(app_client, "long")
     assert [h["id"] for h in short] == [h["id"] for h in long]
     assert [h["score"] for h in short] == pytest.approx([h["score"] for h in long], abs=1e-6)
+    huge = _query(app_client, "short", shortlist=10**18)  # found by asking: no 10**18 rows
+    assert [h["id"] for h in huge] == [h["id"] for h in long]
     refused = app_client.post("/collections/short/fit", json={"shortlist": 0})
     assert refused.status_code == 422 and "shortlist" in refused.text
     dropped = app_client.post("/collections/short/fit", json={"shortlist": None})

@@ -48,6 +48,8 @@ def describe(collection: "Collection") -> dict[str, Any]:
             "rank": fitted.kernel.rank_,
         }
         info["index_bytes_per_vector"] = fitted.index.saved_bytes_per_vector
+        if fitted.shortlist is not None:  # on disk like the raw vectors, read per candidate
+            info["shortlist_bytes_per_vector"] = fitted.shortlist.projector.k_
     count = info["count"]
     info["disk_bytes_per_document"] = disk_bytes(collection.path) / count if count else None
     return info

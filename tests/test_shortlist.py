@@ -41,6 +41,7 @@ def test_a_shortlist_keeps_the_exact_top_hits_and_their_exact_scores(
             assert hit.score == pytest.approx(float(expected), abs=1e-5)
     [codes] = _code_files(c)
     assert codes.stat().st_size == n * SHORTLIST_K  # one byte a dimension, every row
+    assert c.describe()["shortlist_bytes_per_vector"] == SHORTLIST_K
 
 
 def test_narrow_keeps_the_best_candidates_by_their_codes(tmp_path, corpus_vectors) -> None:

@@ -134,6 +134,11 @@ class CollectionInfo(BaseModel):
         "links, id runs), as of its last "
         "save.",
     )
+    shortlist_bytes_per_vector: int | None = Field(
+        None,
+        description="Bytes of each vector's shortlist code (one a dimension), kept on disk "
+        "beside the raw vectors and read for each candidate; absent without a shortlist.",
+    )
     disk_bytes_per_document: float | None = Field(
         None, description="All of the collection's files (documents, raw vectors, index) per doc."
     )

@@ -180,8 +180,10 @@ def test_a_shortlist_is_a_setting_that_serves_the_same_top_hits(app_client: Test
     assert [h["id"] for h in huge] == [h["id"] for h in long]
     refused = app_client.post("/collections/short/fit", json={"shortlist": 0})
     assert refused.status_code == 422 and "shortlist" in refused.text
-    dropped = app_client.post("/collections/short/fit", json={"shortlist": None})
-    assert dropped.json()["collection"]["settings"]["shortlist"] is None
+    assert app_client.get("/collections/short").json()["shortlist_bytes_per_vector"] == 128
+    dropped = app_client.post("/collections/short/fit", json={"shortlist": None}).json()
+    assert dropped["collection"]["settings"]["shortlist"] is None
+    assert dropped["collection"]["shortlist_bytes_per_vector"] is None
 
 
 def test_a_query_asking_for_codes_a_collection_lacks_gets_a_4xx_that_says_what_to_do(

@@ -10,9 +10,9 @@ best hundred of those candidates, and only those are re-scored. Like the raw vec
 read from disk per query: the process holds per vector what the index holds, nothing more.
 
 The file belongs to one kernel: a fit writes a new one (named in its snapshot), writes add the
-codes of their rows before the index gets them, and a reopened collection rewrites the codes of
-rows stored since its snapshot as it adds them to the index (its crash guarantees are the
-index's: a code of a row in a snapshot was synced before that snapshot was saved).
+codes of their rows (synced) before the index gets them, and a reopened collection writes the
+codes of every stored row past the file's end (a file lost or cut short) and of the rows stored
+since its snapshot, from the stored raw vectors, before it serves.
 """
 
 import uuid

@@ -32,7 +32,8 @@ IVF_NPROBE = 16
 
 EXACT_FILTER_LIMIT = 4096
 """Filters matching at most this many vectors are scored exactly against those vectors' codes;
-an index that takes no selector searches past at most this many tombstones."""
+an index that takes no selector searches past at most this many codes to leave out (tombstones
+and codes a filter excludes)."""
 
 HNSW_EF_SEARCH = 64
 """HNSW candidate-list size per query (raised to 2·top_k for larger top_k)."""
@@ -172,8 +173,11 @@ class VectorIndex:
         except RuntimeError:  # plain PQ and fast scan take no selector
             if selector is None:
                 raise
-            if allowed is None and self._ids.dead <= EXACT_FILTER_LIMIT:
-                return self._search_past_tombstones(codes, top_k)
+            left_out = self._ids.dead
+            if allowed is not None:  # live codes the filter excludes
+                left_out += self._ids.size - self._ids.dead - len(allowed)
+            if left_out <= EXACT_FILTER_LIMIT:
+                return self._search_past(codes, top_k, left_out, allowed)
             return self._search_subset(codes, top_k, allowed)
         return self._scores(distances, positions), self._ids.ids_at(positions)
 
@@ -233,21 +237,25 @@ class VectorIndex:
             return faiss.serialize_index_binary(self._index)
         return faiss.serialize_index(self._index)
 
-    def _search_past_tombstones(
-        self, codes: np.ndarray, top_k: int
+    def _search_past(
+        self, codes: np.ndarray, top_k: int, left_out: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """For indexes that take no selector: as many more hits as there are tombstones, the
-        removed ones dropped. Scoring every live code instead (`_search_subset`) cost a decode of
-        the whole index per query once one document had been deleted."""
-        fetch = min(top_k + self._ids.dead, self._ids.size)
+        """For indexes that take no selector: as many more hits as there are codes to leave out
+        (tombstones, and live codes outside the `allowed` positions), those dropped. Scoring
+        every live or allowed code instead (`_search_subset`) cost a decode of most of the index
+        per query once one document had been deleted, or under a filter that excludes few."""
+        fetch = min(top_k + left_out, self._ids.size)
         distances, positions = self._index.search(codes, fetch)
         scores, ids = self._scores(distances, positions), self._ids.ids_at(positions)
+        kept = ids >= 0
+        if allowed is not None:
+            kept &= np.isin(positions, allowed)
         out_scores = np.zeros((len(codes), top_k), np.float32)
         out_ids = np.full((len(codes), top_k), -1, np.int64)
         for row in range(len(codes)):
-            live = np.flatnonzero(ids[row] >= 0)[:top_k]
-            out_scores[row, : len(live)] = scores[row, live]
-            out_ids[row, : len(live)] = ids[row, live]
+            found = np.flatnonzero(kept[row])[:top_k]
+            out_scores[row, : len(found)] = scores[row, found]
+            out_ids[row, : len(found)] = ids[row, found]
         return out_scores, out_ids
 
     def _search_subset(

@@ -16,7 +16,9 @@ call (create, fit, open).
 
 "x4fs" is FAISS's fast scan: 4-bit codes scored 32 vectors at a time with SIMD lookups, about
 ten times faster per candidate list than 8-bit PQ here, so a few thousand candidates cost a
-fraction of a millisecond (it takes no filter: a filtered query scores the codes one by one).
+fraction of a millisecond. It takes no FAISS filter: where deletions and a query's filter leave
+out at most EXACT_FILTER_LIMIT codes the query asks for that many more hits and drops them;
+otherwise it scores the allowed codes one by one (cheap for a filter that allows few).
 "RR," rotates the vectors at random (a fixed seed, a k × k matrix) before PQ codes them: the
 kernel orders its components by variance, so plain PQ spends its first sub-quantizers on a few
 strong coordinates and its last ones on weak ones; after the rotation each gets an even share.

@@ -167,8 +167,8 @@ class Collection:
         """Close the document store after any write in progress; later calls raise StorageError."""
         with self._write_lock:
             self._store.close()
-            for fitted in (self._fitted, *(fitted for _, fitted in self._staged.values())):
-                if fitted is not None and fitted.shortlist is not None:
+            for fitted in self._fitted_in_use():
+                if fitted.shortlist is not None:
                     fitted.shortlist.close()
 
     # ---- writes -----------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class Collection:
         `kernel` from the stored vectors and saved as a snapshot the manifest does not point at
         yet; its name. Queries go on with the current pair until `commit_fit`."""
         with self._write_lock:
-            fitted = self._fitted_with(kernel, settings, fitted_at)
+            fitted = self._fitted_with(kernel, settings, fitted_at, *self._store.vectors())
             snapshot = write_snapshot(self.path, kernel, fitted.index, fitted.shortlist)
             self._staged[snapshot] = (settings, fitted)
         return snapshot
@@ -467,17 +467,24 @@ class Collection:
     def _fit_all(self, settings: Settings, statistics: WhiteningKernel | None = None) -> None:
         """Fit a kernel on every stored vector (or derive it from their `statistics`), build
         its index, save both, then switch."""
-        kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k)
-        if statistics is None:
-            kernel = kernel.fit(self._store.vectors()[1])
-        else:
-            kernel = kernel.merge(statistics)
-        manifest = replace(self.manifest, settings=settings, fitted_at=now())
-        self._switch(manifest, self._fitted_with(kernel, settings, manifest.fitted_at))
-
-    def _fitted_with(self, kernel: WhiteningKernel, settings: Settings, fitted_at: str) -> Fitted:
-        """`kernel`'s index of every stored vector, and its shortlist if `settings` keep one."""
         rows, vectors = self._store.vectors()
+        kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k)
+        kernel = kernel.fit(vectors) if statistics is None else kernel.merge(statistics)
+        manifest = replace(self.manifest, settings=settings, fitted_at=now())
+        self._switch(
+            manifest, self._fitted_with(kernel, settings, manifest.fitted_at, rows, vectors)
+        )
+
+    def _fitted_with(
+        self,
+        kernel: WhiteningKernel,
+        settings: Settings,
+        fitted_at: str,
+        rows: np.ndarray,
+        vectors: np.ndarray,
+    ) -> Fitted:
+        """`kernel`'s index of the stored `rows` (their raw `vectors`: every stored one), and its
+        shortlist if `settings` keep one."""
         index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
         shortlist = (
             None
@@ -508,10 +515,13 @@ class Collection:
     def _remove_stale(self) -> None:
         """Delete snapshots and code files that neither the served pair nor a staged one uses."""
         remove_stale_snapshots(self.path, keep={self.manifest.snapshot, *self._staged})
-        used = [self._fitted, *(fitted for _, fitted in self._staged.values())]
-        remove_stale_codes(
-            self.path, {f.shortlist.name for f in used if f is not None and f.shortlist}
-        )
+        used = {f.shortlist.name for f in self._fitted_in_use() if f.shortlist is not None}
+        remove_stale_codes(self.path, used)
+
+    def _fitted_in_use(self) -> list[Fitted]:
+        """The pair serving queries (if any) and the pairs staged for a commit."""
+        staged = [fitted for _, fitted in self._staged.values()]
+        return staged if self._fitted is None else [self._fitted, *staged]
 
     def _recover(self) -> None:
         """Load the snapshot and bring its index in line with the documents."""

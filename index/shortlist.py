@@ -56,21 +56,25 @@ class Shortlist:
         the collection `directory`; the quantizer learns each dimension's range from them."""
         projector = _projector(kernel)
         quantizer = faiss.ScalarQuantizer(projector.k_, faiss.ScalarQuantizer.QT_8bit)
+        units = _unit(projector, vectors)
         faiss.omp_set_num_threads(FAISS_THREADS)
-        quantizer.train(_unit(projector, vectors))
+        quantizer.train(units)
         name = uuid.uuid4().hex
         (directory / CODES_DIRECTORY).mkdir(exist_ok=True)
         shortlist = cls(name, projector, quantizer, _path(directory, name))
-        shortlist.write(rows, vectors)
+        shortlist._write_units(rows, units)
         return shortlist
 
     def write(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Write and sync the codes of `rows` (their raw `vectors`): before the index has them,
         so that every candidate the index proposes has its code."""
         if len(rows):
-            faiss.omp_set_num_threads(FAISS_THREADS)
-            codes = self.quantizer.compute_codes(_unit(self.projector, vectors))
-            self.codes.write(np.asarray(rows, np.int64), codes)
+            self._write_units(rows, _unit(self.projector, vectors))
+
+    def _write_units(self, rows: np.ndarray, units: np.ndarray) -> None:
+        """`write` for vectors through the projector already (a build trains on them first)."""
+        faiss.omp_set_num_threads(FAISS_THREADS)
+        self.codes.write(np.asarray(rows, np.int64), self.quantizer.compute_codes(units))
 
     def narrow(self, raw_queries: np.ndarray, candidates: np.ndarray, keep: int) -> np.ndarray:
         """The best `keep` of each query's candidate rows (−1 pads) by the cosine of their

@@ -9,6 +9,7 @@ peak resident memory of that process, bytes of its directory per document, and n
 is measured `--repeats` times, interleaved (ours, txtai, Chroma, LanceDB, Qdrant, Qdrant Edge,
 ours, ...), each time from an empty directory, once the load average has settled (`settle`), and
 with the load average recorded when it starts; `bench.peers_report` renders medians and spreads.
+Each pass is kept on disk as it ends, so `--resume` continues a stopped run (bench.peers_passes).
 
 Ours is the real HTTP service (`bench.live.LiveServer`) on its defaults (onnx encoder, k=128, SQ8,
 candidates re-scored by exact cosine), then refitted without re-encoding to k=d, Flat, no
@@ -28,12 +29,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import data, peers_report, report
 from bench.peers_data import CHUNK, CORPORA, REUTERS_DOCS, SHARED, Bench, Result
 from bench.peers_drivers import drive_peer
 from bench.peers_env import PEERS, PEERS_DIR, setup
 from bench.peers_ours import ours
+from bench.peers_passes import Passes
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--peers-dir", type=Path, default=PEERS_DIR, help=f"default {PEERS_DIR}")
     parser.add_argument("--keep", action="store_true", help="keep the systems' directories")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run of the same options from its .partial.json in --out "
+        "(bench.peers_passes), skipping the passes it holds",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,31 +106,39 @@ def run(args: argparse.Namespace) -> int:
     if bench.shared_encoder:  # every process of the run inherits the index-side thread pools
         os.environ.update(dict(SHARED.pools))
     repeats = args.repeats or (1 if args.smoke else REPEATS)
-    skipped: list[str] = []
+    identity = {**bench.identity(), "repeats": repeats, "chunk": CHUNK}
+    passes = Passes.begin(out / f"{result_name(bench)}.partial.json", identity, args.resume)
+    missing: list[str] = []
     for peer in peers:
         reason = peer.missing(args.peers_dir)
         if reason is not None:
             log.warning("%s", reason)
-            skipped.append(reason)
+            missing.append(reason)
     runnable = [peer for peer in peers if peer.missing(args.peers_dir) is None]
     work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
-    results: list[Result] = []
     try:
         for repetition in range(1, repeats + 1):
-            if "ours" in systems:
-                results += timed_run(repetition, "ours", lambda w: ours(bench, w, args), work)
-            for peer in list(runnable):
+            if "ours" in systems and not passes.done(repetition, "ours"):
+                passes.add(timed_run(repetition, "ours", lambda w: ours(bench, w, args), work))
+            for peer in runnable:
+                if passes.done(repetition, peer.name) or peer.name in passes.failures:
+                    continue
                 try:
-                    results += timed_run(
-                        repetition, peer.name, lambda w, p=peer: drive_peer(bench, p, w, args), work
+                    passes.add(
+                        timed_run(
+                            repetition,
+                            peer.name,
+                            lambda w, p=peer: drive_peer(bench, p, w, args),
+                            work,
+                        )
                     )
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the others still count
                     log.error("%s failed: %s", peer.name, exc)
                     lines = str(exc).strip().splitlines() or [type(exc).__name__]
-                    skipped.append(f"{peer.name} failed: {lines[0]} … {lines[-1]}")
-                    runnable.remove(peer)
-        bench.loads.append(os.getloadavg())
-        write(bench, results, skipped, out, repeats)
+                    passes.fail(peer.name, f"{peer.name} failed: {lines[0]} … {lines[-1]}")
+        passes.loads.append(list(os.getloadavg()))
+        write(bench, passes, [*missing, *passes.failures.values()], out)
+        passes.finish()
     finally:
         if args.keep:
             log.info("directories kept in %s", work)
@@ -146,8 +163,9 @@ def settle(cores: int, limit: float = SETTLE_SECONDS) -> None:
 
 def timed_run(
     repetition: int, name: str, measure: Callable[[Path], list[Result]], work: Path
-) -> list[Result]:
-    """One system's pass from an empty directory, with the load average when it started."""
+) -> list[dict[str, Any]]:
+    """One system's pass from an empty directory, with the load average when it started: its
+    rows (`Result.figures`)."""
     settle(os.cpu_count() or 1)
     load = os.getloadavg()
     (work / f"{name}-{repetition}").mkdir(parents=True)
@@ -155,35 +173,31 @@ def timed_run(
     results = measure(work / f"{name}-{repetition}")
     for result in results:
         result.repetition, result.run, result.load_average_start = repetition, name, load
-    return results
+    return [result.figures() for result in results]
 
 
-def write(
-    bench: Bench, results: Sequence[Result], skipped: Sequence[str], out: Path, repeats: int
-) -> Path:
-    """peers.json (every pass) and peers.md (rendered from it by bench.peers_report); with the
-    shared encoder peers_shared.*, on Reuters sentences peers[_shared]_reuters_N.*."""
+def result_name(bench: Bench) -> str:
+    """peers, peers_shared (the shared encoder), peers[_shared]_reuters_N (Reuters)."""
+    name = "peers" + ("_shared" if bench.shared_encoder else "")
+    return name if bench.labelled else f"{name}_reuters_{len(bench.doc_ids)}"
+
+
+def write(bench: Bench, passes: Passes, skipped: Sequence[str], out: Path) -> Path:
+    """<result_name>.json (every pass) and .md (rendered from it by bench.peers_report)."""
     figures = {
-        "smoke": bench.smoke,
-        "corpus": bench.corpus,
+        **passes.identity,
         "corpus_description": bench.describe(),
-        "documents": len(bench.doc_ids),
-        "queries": len(bench.queries),
-        "repeats": repeats,
-        "chunk": CHUNK,
-        "model": bench.model_name,
         "shared_encoder": SHARED.describe() if bench.shared_encoder else None,
         "cores": os.cpu_count(),
+        "started": passes.started,
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average": bench.loads,
+        "load_average": passes.loads,
         "peak_rss": "VmHWM",
-        "rows": [result.figures() for result in results],
+        "rows": passes.rows,
         "skipped": list(skipped),
     }
-    name = "peers" + ("_shared" if bench.shared_encoder else "")
+    name = result_name(bench)
     title = "SciFact" if bench.labelled else f"{len(bench.doc_ids):,} Reuters sentences"
-    if not bench.labelled:
-        name += f"_reuters_{len(bench.doc_ids)}"
     title += " on one encoder" if bench.shared_encoder else ""
     report.write_json(out / f"{name}.json", figures)
     return report.write_text(

@@ -89,7 +89,6 @@ class Bench:
     model_name: str
     shared_encoder: bool = False
     """`--encoder shared` (SHARED) rather than each system's own."""
-    loads: list[tuple[float, float, float]] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: Path, args: argparse.Namespace) -> "Bench":
@@ -115,8 +114,19 @@ class Bench:
             model=model,
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
             shared_encoder=args.encoder == "shared",
-            loads=[os.getloadavg()],
         )
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs' passes comparable (bench.peers_passes.IDENTITY, less the run's
+        own repeats and chunk)."""
+        return {
+            "smoke": self.smoke,
+            "corpus": self.corpus,
+            "documents": len(self.doc_ids),
+            "queries": len(self.queries),
+            "model": self.model_name,
+            "shared_encoder": self.shared_encoder,
+        }
 
     @property
     def labelled(self) -> bool:

@@ -77,6 +77,13 @@ def encoders(figures: dict[str, Any]) -> str:
     return f"one encoder: {shared}" if shared else "each system encoding it its own way"
 
 
+def _when(figures: dict[str, Any]) -> str:
+    """When the run ended, and when a stopped run was resumed (bench.peers_passes)."""
+    started = figures.get("started", [])
+    resumed = f"started {started[0]}, resumed {', '.join(started[1:])}, " if started[1:] else ""
+    return f"{resumed}finished {figures['finished']}"
+
+
 def header(figures: dict[str, Any]) -> str:
     passes = {(row["repetition"], row["run"]): row["load_average_start"] for row in figures["rows"]}
     starts = [load[0] for load in passes.values()]
@@ -90,8 +97,8 @@ def header(figures: dict[str, Any]) -> str:
         f"repetition{'s' if figures['repeats'] > 1 else ''}, interleaved "
         f"({', '.join(systems)}, then again), each pass from an empty directory; cells are the "
         f"median (min–max) over the passes. Load average (1 min) at the start of each pass: "
-        f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; finished "
-        f"{figures['finished']}."
+        f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; "
+        f"{_when(figures)}."
     )
     if figures.get("peak_rss") != "VmHWM":
         text += (

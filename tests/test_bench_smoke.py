@@ -5,6 +5,11 @@ rotting. The quality smoke run needs ../shared/data and skips without it.
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +217,42 @@ def test_peers_smoke_on_reuters_scores_against_exact_search(tmp_path: Path, data
     exact = next(row for row in figures["rows"] if "exact cosine" in row["setting"])
     # ours encodes with ONNX, the truth with torch: the same vectors to 1e-5, the same top 10
     assert exact["recall_at_10_exact"] >= 0.95 and exact["ndcg_at_10"] is None
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_killed_peers_run_resumes_from_its_kept_pass(tmp_path: Path, data_dir: Path) -> None:
+    """`bench peers --resume`: a run killed (bench, server and all) after its first pass goes on
+    from the partial file: that pass is not measured again, the second is, and the result file
+    holds both; a resume with other options is refused."""
+    if not (data_dir / "reuters" / "sentences.txt").is_file():
+        pytest.skip(f"{data_dir / 'reuters' / 'sentences.txt'} not found: set WHITENED_TEST_DATA")
+
+    def argv(repeats: int) -> list[str]:
+        options = ["--smoke", "--quiet", "--corpus", "reuters", "--systems", "ours"]
+        return ["peers", *options, "--repeats", str(repeats), "--out", str(tmp_path),
+                "--data", str(data_dir)]  # fmt: skip
+
+    partial = tmp_path / "peers_reuters_150.partial.json"
+    run = subprocess.Popen([sys.executable, "-m", "bench", *argv(2)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not partial.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    kept = json.loads(partial.read_text(encoding="utf-8"))
+    assert {row["repetition"] for row in kept["rows"]} == {1}
+    assert not (tmp_path / "peers_reuters_150.json").exists()
+    with pytest.raises(SystemExit, match="other repeats"):
+        main([*argv(3), "--resume"])
+    assert main([*argv(2), "--resume"]) == 0
+    figures = json.loads((tmp_path / "peers_reuters_150.json").read_text(encoding="utf-8"))
+    assert [row for row in figures["rows"] if row["repetition"] == 1] == kept["rows"]
+    assert {row["repetition"] for row in figures["rows"]} == {1, 2}
+    assert len(figures["started"]) == 2 and not partial.exists()
+    assert f"resumed {figures['started'][1]}" in (tmp_path / "peers_reuters_150.md").read_text()
 
 
 def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:

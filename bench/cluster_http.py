@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         answers = {name: _answers(clients[name], name, texts) for name in SYSTEMS}
         wide = {name: _answers(clients[name], name, texts, WIDE_CANDIDATES) for name in SYSTEMS}
         passes: list[dict[str, Any]] = []
-        paired: list[dict[str, list[float]]] = []
+        paired = _paired_record()
         for round_ in range(repeats):
             for name in SYSTEMS:
                 load = os.getloadavg()
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 log.info(
                     "%s round %d: p50 %.2f ms, %.1f q/s", name, round_, timed["p50"], timed["qps"]
                 )
-            paired.append(_paired(clients, texts))
+            _paired(clients, texts, paired)
         memory = {"single": single.tree_rss(), "ray": cluster.tree_rss()}
         for client in clients.values():
             client.close()
@@ -125,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         "wide_candidates": WIDE_CANDIDATES,
         "same_as_single_wide": {name: _compare(wide["single"], wide[name]) for name in SYSTEMS[1:]},
         "passes": passes,
-        "paired_ms": {name: [ms for round_ in paired for ms in round_[name]] for name in SYSTEMS},
+        "paired_ms": paired["ms"],
+        "paired_server_ms": paired["server_ms"],
+        "paired_health_ms": paired["health_ms"],
         "resident_bytes": memory,
         "described": described,
     }
@@ -213,24 +215,52 @@ def _timed(client: httpx.Client, system: str, texts: list[str]) -> dict[str, flo
     return {"p50": summary["p50"], "p95": summary["p95"], "qps": throughput(ask, texts)}
 
 
-def _paired(clients: dict[str, httpx.Client], texts: list[str]) -> dict[str, list[float]]:
-    """ms of each query on each system, the systems asked back to back in an order rotating
-    from query to query (after 3 untimed rounds)."""
+def _paired_record() -> dict[str, Any]:
+    """What `_paired` adds to, round after round."""
+    return {
+        "ms": {system: [] for system in SYSTEMS},
+        "server_ms": {system: {"encode": [], "search": []} for system in SYSTEMS},
+        "health_ms": {"single": [], "ray": []},
+    }
 
-    def ask(system: str, text: str) -> float:
+
+def _paired(clients: dict[str, httpx.Client], texts: list[str], record: dict[str, Any]) -> None:
+    """ms of each query on each system, the systems asked back to back in an order rotating
+    from query to query (after 3 untimed rounds): the client's whole call, and the server's own
+    encode and search (Server-Timing); then GET /health of each server, which does no work, so
+    its ms are HTTP and (on Ray) Serve's proxy alone. Added to `record` (`_paired_record`)."""
+
+    def ask(system: str, text: str) -> tuple[float, dict[str, float]]:
         path = f"/collections/{COLLECTIONS[system][0]}/query"
         begun = time.perf_counter()
-        checked(clients[system].post(path, json={"text": text, "top_k": TOP_K}))
+        response = clients[system].post(path, json={"text": text, "top_k": TOP_K})
+        ms = (time.perf_counter() - begun) * 1000
+        checked(response)
+        return ms, server_timing(response.headers["server-timing"])
+
+    def health(client: httpx.Client) -> float:
+        begun = time.perf_counter()
+        checked(client.get("/health"))
         return (time.perf_counter() - begun) * 1000
 
     for text in texts[:3]:
         for system in SYSTEMS:
             ask(system, text)
-    ms: dict[str, list[float]] = {system: [] for system in SYSTEMS}
     for i, text in enumerate(texts):
         for system in SYSTEMS[i % len(SYSTEMS) :] + SYSTEMS[: i % len(SYSTEMS)]:
-            ms[system].append(ask(system, text))
-    return ms
+            total, timing = ask(system, text)
+            record["ms"][system].append(total)
+            for part in ("encode", "search"):
+                record["server_ms"][system][part].append(timing[part])
+        for server in ("single", "ray"):
+            client = clients["single" if server == "single" else "ray-1"]
+            record["health_ms"][server].append(health(client))
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`encode;dur=4.1, search;dur=0.8` (service/api/routes/search.py) as {name: ms}."""
+    parts = (part.strip().split(";dur=") for part in header.split(","))
+    return {name: float(ms) for name, ms in parts}
 
 
 def _paired_differences(figures: dict[str, Any], system: str, base: str) -> list[float]:
@@ -253,6 +283,29 @@ def paired_by_order(figures: dict[str, Any], system: str, base: str) -> list[flo
     for i, difference in enumerate(_paired_differences(figures, system, base)):
         differences[(i % queries) % len(SYSTEMS)].append(difference)
     return [statistics.median(d) for d in differences]
+
+
+def breakdown(figures: dict[str, Any]) -> str:
+    """Where each system's ms of a paired query go: the server's encode and search
+    (Server-Timing), and the rest (HTTP, Serve's proxy, routing, JSON); and /health alone."""
+    median = statistics.median
+    parts = []
+    for name in SYSTEMS:
+        inside = figures["paired_server_ms"][name]
+        encode, search = median(inside["encode"]), median(inside["search"])
+        rest = median(figures["paired_ms"][name]) - encode - search
+        parts.append(f"{LABELS[name].split(' (')[0]}: encode {encode:.1f}, search {search:.1f}, "
+                     f"the rest {rest:.1f}")  # fmt: skip
+    health = figures["paired_health_ms"]
+    return (
+        "- where a paired query's ms go (medians; encode and search as the server's "
+        "Server-Timing says them, the rest is the whole call less those two): "
+        + "; ".join(parts)
+        + ". On Ray, encode is a call to the encoder deployment and search a call to each "
+        "shard's actor; the rest includes Serve's proxy. GET /health, which does no work: "
+        f"single node {median(health['single']):.1f} ms, Ray application "
+        f"{median(health['ray']):.1f} ms"
+    )
 
 
 def _median(figures: dict[str, Any], system: str, key: str) -> float:
@@ -320,6 +373,7 @@ def table(figures: dict[str, Any]) -> str:
             "asking matters: a second shard's median for each of the three orders is "
             + ", ".join(f"{ms:+.1f}" for ms in paired_by_order(figures, "ray-2", "ray-1"))
             + " ms",
+            breakdown(figures),
             f"- resident memory at the end: single-node server {memory['single'] / 2**20:,.0f} "
             "MiB; the Ray application with its local Ray (every process) "
             f"{memory['ray'] / 2**20:,.0f} MiB",

@@ -36,7 +36,7 @@ from bench.peers_data import CHUNK, CORPORA, REUTERS_DOCS, SHARED, Bench, Result
 from bench.peers_drivers import drive_peer
 from bench.peers_env import PEERS, PEERS_DIR, setup
 from bench.peers_ours import ours
-from bench.peers_passes import Passes
+from bench.peers_passes import Passes, now
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def write(bench: Bench, passes: Passes, skipped: Sequence[str], out: Path) -> Pa
         "shared_encoder": SHARED.describe() if bench.shared_encoder else None,
         "cores": os.cpu_count(),
         "started": passes.started,
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "finished": now(),
         "load_average": passes.loads,
         "peak_rss": "VmHWM",
         "rows": passes.rows,

@@ -117,8 +117,8 @@ class Bench:
         )
 
     def identity(self) -> dict[str, Any]:
-        """What makes two runs' passes comparable (bench.peers_passes.IDENTITY, less the run's
-        own repeats and chunk)."""
+        """What makes two runs' passes comparable (bench.peers_passes.Passes.identity, less the
+        run's own repeats and chunk)."""
         return {
             "smoke": self.smoke,
             "corpus": self.corpus,

@@ -16,10 +16,6 @@ from typing import Any
 
 from bench import report
 
-IDENTITY = ("smoke", "corpus", "documents", "queries", "repeats", "chunk", "model",
-            "shared_encoder")  # fmt: skip
-"""What a resumed run must share with the partial file it continues."""
-
 
 @dataclass
 class Passes:
@@ -27,6 +23,8 @@ class Passes:
 
     path: Path
     identity: dict[str, Any]
+    """What a resumed run must share with the partial file it continues (corpus, sizes, model,
+    encoder, repeats, chunk)."""
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     """Peer name -> why its pass failed: it is not run again, in this run or a resumed one."""
@@ -36,13 +34,14 @@ class Passes:
     @classmethod
     def begin(cls, path: Path, identity: dict[str, Any], resume: bool) -> "Passes":
         """A new run, or with `resume` the one whose partial file is at `path`."""
-        now = {"loads": [list(os.getloadavg())], "started": [_now()]}
+        fresh = {"loads": [list(os.getloadavg())], "started": [now()]}
         if not resume:
-            return cls(path, identity, **now)
+            return cls(path, identity, **fresh)
         if not path.is_file():
             raise SystemExit(f"bench peers --resume: no partial run at {path}: run without it")
         kept = json.loads(path.read_text(encoding="utf-8"))
-        differ = [key for key in IDENTITY if kept["identity"].get(key) != identity.get(key)]
+        keys = sorted(identity.keys() | kept["identity"].keys())
+        differ = [key for key in keys if kept["identity"].get(key) != identity.get(key)]
         if differ:
             raise SystemExit(
                 f"bench peers --resume: {path} is a run with other {', '.join(differ)}: pass the "
@@ -53,8 +52,8 @@ class Passes:
             identity,
             kept["rows"],
             kept["failures"],
-            kept["loads"] + now["loads"],
-            kept["started"] + now["started"],
+            kept["loads"] + fresh["loads"],
+            kept["started"] + fresh["started"],
         )
 
     def done(self, repetition: int, system: str) -> bool:
@@ -81,10 +80,9 @@ class Passes:
             "loads": self.loads,
             "started": self.started,
         }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        report.write_json(temporary, kept)
-        os.replace(temporary, self.path)
+        report.write_json(self.path, kept)  # replaced whole: a kill leaves the last pass kept
 
 
-def _now() -> str:
+def now() -> str:
+    """The minute, as the result files say when a run started, resumed and finished."""
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

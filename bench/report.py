@@ -36,10 +36,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` (ending in one newline), creating the folder; returns the path."""
+    """Write `text` (ending in one newline), creating the folder; returns the path. The file
+    is replaced whole, so a run killed while writing leaves the previous one (a resumable
+    run's partial file, bench.peers_passes, counts on it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(temporary, path)
     return path
 
 

@@ -2,6 +2,9 @@
 a collection refuses a backend whose vectors do not compare with the ones it stores."""
 
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +239,60 @@ def test_a_text_without_words_is_cut_at_the_ceiling(encoder: Encoder) -> None:
     cutter = TextCutter(_tokenizer(encoder, 256), 256)
     for text in (" " * 2_000_000 + "word", "a" * 2_000_000):
         assert len(cutter.cut(text)) == CEILING_CHARS_PER_TOKEN * 256
+
+
+def _record_torch_passes(encoder: Encoder, monkeypatch: pytest.MonkeyPatch, on_pass=None):
+    """(thread id, texts) of each forward pass the torch backend makes (a spy on
+    sentence-transformers' `preprocess`, which every pass calls once)."""
+    model = encoder._loaded()._model
+    inner = model.preprocess
+    passes: list[tuple[int, list[str]]] = []
+
+    def preprocess(inputs, *args, **kwargs):
+        passes.append((threading.get_ident(), list(inputs)))
+        if on_pass is not None:
+            on_pass(len(passes))
+        return inner(inputs, *args, **kwargs)
+
+    monkeypatch.setattr(model, "preprocess", preprocess)
+    return passes
+
+
+def test_torch_encodes_on_one_thread_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread that calls torch gets an OpenMP team of its own, whose idle spinning slowed
+    a server's queries by about 20 %: every pass, whoever asks, runs on the model's thread,
+    and each caller gets its own texts' vectors, in order, as sentence-transformers gives them."""
+    encoder = Encoder(backend="torch", batch_size=2)
+    expected = encoder._loaded()._model.encode(TEXTS, convert_to_numpy=True)
+    passes = _record_torch_passes(encoder, monkeypatch)
+    with ThreadPoolExecutor(max_workers=3) as callers:
+        results = list(callers.map(lambda _: encoder.encode(TEXTS), range(3)))
+    assert len(passes) == 3 * 3  # 5 texts in batches of 2, for each of 3 callers
+    threads = {thread for thread, _ in passes}
+    assert len(threads) == 1 and threading.get_ident() not in threads, threads
+    for vectors in results:
+        np.testing.assert_allclose(vectors, expected, atol=1e-6)
+
+
+def test_a_query_waits_for_one_batch_of_an_ingest_not_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The texts go to the model's thread one batch at a time: a query asked during an
+    ingest's first batch is encoded next, before the ingest's other 9 batches."""
+    encoder = Encoder(backend="torch", batch_size=4)
+    chunk = [f"document number {i} of the ingest" for i in range(40)]
+    query = "the query asked meanwhile"
+    answers: dict[str, np.ndarray] = {}
+
+    def ask_during_the_first_pass(count: int) -> None:
+        if count == 1:
+            asker.start()
+            time.sleep(0.5)  # the query is queued long before this pass ends
+
+    asker = threading.Thread(target=lambda: answers.update(query=encoder.encode([query])))
+    passes = _record_torch_passes(encoder, monkeypatch, ask_during_the_first_pass)
+    encoder.encode(chunk)
+    asker.join()
+    order = [texts for _, texts in passes]
+    assert len(order) == 11 and order[1] == [query], order[:3]
+    assert answers["query"].shape == (1, 384)

@@ -417,3 +417,30 @@ def test_cluster_smoke_answers_through_shards_as_one_collection(
     sharded = ["local-2", "serve-1", "serve-2", "actor-1", "actor-2"]
     assert figures["same_top10_as_single"] == dict.fromkeys(sharded, 20)
     assert "2 shards on Ray Serve" in (tmp_path / "cluster.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_cluster_http_smoke_pairs_the_ray_application_with_the_single_node(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """`python -m bench cluster-http --smoke`: the same SciFact subset through the single-node
+    server and the Ray application (1 and 2 shards), same answers, paired latencies recorded."""
+    pytest.importorskip("ray", reason="the `distributed` extra (Ray) is not installed")
+    if not (data_dir / "scifact" / "corpus.jsonl").is_file():
+        pytest.skip(f"{data_dir / 'scifact' / 'corpus.jsonl'} not found: set WHITENED_TEST_DATA")
+    argv = ["cluster-http", "--smoke", "--quiet", "--out", str(tmp_path), "--data", str(data_dir)]
+    assert main(argv) == 0
+    figures = json.loads((tmp_path / "cluster_http.json").read_text(encoding="utf-8"))
+    systems = {"single", "ray-1", "ray-2"}
+    assert {p["system"] for p in figures["passes"]} == systems
+    assert all(0 < p["p50"] <= p["p95"] and p["qps"] > 0 for p in figures["passes"])
+    for name in ("ray-1", "ray-2"):
+        wide = figures["same_as_single_wide"][name]
+        assert wide["same_ids"] == figures["queries"] and wide["worse"] == 0, wide
+    queries = figures["queries"]
+    assert all(len(ms) == queries for ms in figures["paired_ms"].values())
+    for timing in figures["paired_server_ms"].values():
+        assert len(timing["encode"]) == queries and min(timing["encode"]) > 0
+    assert all(min(ms) > 0 for ms in figures["paired_health_ms"].values())
+    assert "Ray application, 2 shards" in (tmp_path / "cluster_http.md").read_text(encoding="utf-8")

@@ -45,6 +45,8 @@ LABELS = {
 }
 COLLECTIONS = {"single": ("docs", None), "ray-1": ("one", 1), "ray-2": ("two", 2)}
 """Each system's collection and its shards (None: a plain collection)."""
+HEALTH = {"single": "single", "ray": "ray-1"}
+"""Each server whose GET /health is timed, and the system whose client asks it."""
 WIDE_CANDIDATES = 1000
 """Candidates per query in the second comparison: enough that every system's exact top 10 is
 among them, so only the kernel decides the answer."""
@@ -220,7 +222,7 @@ def _paired_record() -> dict[str, Any]:
     return {
         "ms": {system: [] for system in SYSTEMS},
         "server_ms": {system: {"encode": [], "search": []} for system in SYSTEMS},
-        "health_ms": {"single": [], "ray": []},
+        "health_ms": {server: [] for server in HEALTH},
     }
 
 
@@ -252,9 +254,8 @@ def _paired(clients: dict[str, httpx.Client], texts: list[str], record: dict[str
             record["ms"][system].append(total)
             for part in ("encode", "search"):
                 record["server_ms"][system][part].append(timing[part])
-        for server in ("single", "ray"):
-            client = clients["single" if server == "single" else "ray-1"]
-            record["health_ms"][server].append(health(client))
+        for server, system in HEALTH.items():
+            record["health_ms"][server].append(health(clients[system]))
 
 
 def server_timing(header: str) -> dict[str, float]:

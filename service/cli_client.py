@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from service.cli_error import CliError
+from service.cli_error import CliError, server_settings
 
 URL_VARIABLE = "WHITENED_SEARCH_URL"
 
@@ -147,9 +147,7 @@ def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from service.config import ServerSettings
-
-    settings = ServerSettings()
+    settings = server_settings()
     url = args.url or os.environ.get(URL_VARIABLE)
     if not url:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host

@@ -9,16 +9,14 @@ import logging
 from pathlib import Path
 
 from index.encoder import BACKENDS
-from service.cli_error import CliError
+from service.cli_error import CliError, server_settings
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from pydantic import ValidationError
 
     from index.data_dir import DataDirBusy, DataDirLock
     from service.app import create_app
-    from service.config import ServerSettings
     from service.protocol import guarded_h11
 
     overrides = {
@@ -32,16 +30,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    try:
-        settings = ServerSettings(**overrides)
-    except ValidationError as exc:  # one line per problem, without pydantic's decoration
-        problems = "; ".join(
-            ".".join(str(part).upper() for part in error["loc"])
-            + ": " * bool(error["loc"])
-            + str(error["msg"]).removeprefix("Value error, ")
-            for error in exc.errors()
-        )
-        raise CliError(f"invalid settings: {problems}") from exc
+    settings = server_settings(**overrides)
     root = Path(settings.data_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     probe = DataDirLock(root)
@@ -72,9 +61,8 @@ def serve(args: argparse.Namespace) -> int:
 def export_model(args: argparse.Namespace) -> int:
     """Export once, e.g. while building an image, so that no server pays for it at start."""
     from index.encoder import Encoder
-    from service.config import ServerSettings
 
-    settings = ServerSettings()
+    settings = server_settings()
     for backend in args.backend or BACKENDS[1:]:
         encoder = Encoder(settings.model, backend=backend, cache_dir=settings.model_cache_dir)
         print(f"{backend}: dimension {encoder.dimension}, files in {encoder.export_dir()}")

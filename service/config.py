@@ -22,7 +22,11 @@ DEFAULTS = Settings()
 """The library's collection defaults: the server's start from them (one owner)."""
 
 ENV_PREFIX = "WHITENED_SEARCH_"
-OTHER_PROGRAMS = {"URL": "the CLI's server address", "IMAGE": "the image docker compose runs"}
+OTHER_PROGRAMS = {
+    "URL": "the CLI's server address",
+    "IMAGE": "the image docker compose runs",
+    "RAY_IMAGE": "the image docker-compose.ray.yml runs",
+}
 """Variables of the prefix read by the product's other programs, not by the server."""
 QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "openvino": 0.0, "onnx-int8": 0.0}
 """Measured with 16 concurrent clients (README): batching pays only where a forward pass has a
@@ -237,18 +241,20 @@ class ServerSettings(BaseSettings):
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _empty_key_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
     @field_validator(
-        "model", "model_cache_dir", "threads", "query_batch_ms", "ingest_backend", mode="before"
+        "api_key",
+        "k",
+        "model",
+        "model_cache_dir",
+        "threads",
+        "query_batch_ms",
+        "ingest_backend",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
+        """An empty variable is the setting's default (K= is every dimension), as the README's
+        settings table says, not a value to parse."""
         if isinstance(value, str) and not value.strip():
             return None
         return value

@@ -2,15 +2,16 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
 from index.collection import Collection
 from index.snapshots import Settings
-from service.cli import _parser
+from service.cli import _parser, main
 from service.cli_client import _filter_item
-from service.config import ServerSettings
+from service.config import ENV_PREFIX, OTHER_PROGRAMS, ServerSettings
 from service.sources import SourceError, read_documents
 from service.telemetry import Telemetry, render
 
@@ -239,3 +240,51 @@ def test_a_misspelt_setting_is_refused_naming_the_nearest(monkeypatch: pytest.Mo
     monkeypatch.delenv("WHITENED_SEARCH_BACKNED")
     monkeypatch.setenv("WHITENED_SEARCH_URL", "http://127.0.0.1:9")  # the CLI's, not the server's
     assert ServerSettings().backend
+
+
+def test_an_empty_k_is_every_dimension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's settings table says `K` empty is d; it was parsed as an integer and the
+    server refused to start."""
+    monkeypatch.setenv("WHITENED_SEARCH_K", "")
+    assert ServerSettings().k is None  # the library's k=None: every dimension
+    assert ServerSettings().collection_settings(384).k is None
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTED = (
+    "README.md",
+    "docs",
+    "pyproject.toml",
+    "Dockerfile",
+    "docker-compose.yml",
+    "docker-compose.ray.yml",
+    "tests/docker/smoke.sh",
+)
+
+
+def test_every_variable_the_project_names_is_one_the_server_accepts() -> None:
+    """pyproject's faults marker named WHITENED_SEARCH_FAULT_KILLS and docker-compose.ray.yml
+    WHITENED_SEARCH_RAY_IMAGE: the server refuses unknown variables of its prefix, so following
+    either stopped every server from starting."""
+    known = {name.upper() for name in ServerSettings.model_fields} | set(OTHER_PROGRAMS)
+    named: dict[str, str] = {}
+    for entry in DOCUMENTED:
+        paths = sorted((ROOT / entry).glob("*.md")) if (ROOT / entry).is_dir() else [ROOT / entry]
+        for path in paths:
+            for name in re.findall(ENV_PREFIX + r"([A-Z][A-Z_]*[A-Z])", path.read_text()):
+                named.setdefault(name, str(path.relative_to(ROOT)))
+    named.pop("BACKNED")  # the README's example of a misspelt variable the server refuses
+    assert {"API_KEY", "RAY_IMAGE"} <= named.keys()
+    assert {name: where for name, where in named.items() if name not in known} == {}
+
+
+def test_the_cli_tells_a_bad_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`query` reads the server's settings for its address and key: a bad one was pydantic's
+    traceback, not the one line every other CLI failure is."""
+    monkeypatch.setenv("WHITENED_SEARCH_BETA", "nan")
+    assert main(["query", "x", "-c", "news", "--url", "http://127.0.0.1:9"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("whitened-search: error: invalid settings: BETA:"), error
+    assert "Traceback" not in error and len(error.splitlines()) == 1

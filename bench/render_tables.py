@@ -266,6 +266,7 @@ RENDERERS: dict[str, Renderer] = {
     "peers-shared": peers("peers_shared"),
     "peers-reuters-20000": peers("peers_reuters_20000"),
     "peers-shared-reuters-20000": peers("peers_shared_reuters_20000"),
+    "peers-reuters-100000": peers("peers_reuters_100000"),
     "served-bytes-scifact": served_bytes("scifact"),
     "served-bytes-reuters": served_bytes("reuters"),
     "served-bytes-budgets": served_budgets,

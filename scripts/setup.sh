@@ -12,6 +12,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
+# PyPI's Linux torch wheel is the CUDA build (gigabytes): a torch-<version>+cpu wheel in pip's
+# find-links is taken as it is, otherwise torch comes from PyTorch's CPU index (TORCH_INDEX_URL).
+links="${PIP_FIND_LINKS:-} $(.venv/bin/python -m pip config get global.find-links 2>/dev/null || true)"
+# shellcheck disable=SC2086  # find-links is a space-separated list
+if ls $links 2>/dev/null | grep -q "^torch-${TORCH_VERSION}+cpu-"; then
+    .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
+else
+    .venv/bin/python -m pip install --quiet --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}" "torch==${TORCH_VERSION}"
+fi
+.venv/bin/python -c "import torch; assert torch.version.cuda is None, 'not a CPU build of torch'"
 .venv/bin/python -m pip install --quiet --config-settings editable_mode=compat -e ".[test,distributed]"
 echo "$want" >"$stamp"

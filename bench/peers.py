@@ -170,9 +170,12 @@ def timed_run(
     load = os.getloadavg()
     (work / f"{name}-{repetition}").mkdir(parents=True)
     log.info("pass %d: %s (load average %.2f)", repetition, name, load[0])
+    start = time.monotonic()
     results = measure(work / f"{name}-{repetition}")
+    seconds = time.monotonic() - start
     for result in results:
         result.repetition, result.run, result.load_average_start = repetition, name, load
+        result.pass_seconds = seconds
     return [result.figures() for result in results]
 
 

@@ -206,6 +206,9 @@ class Result:
     repetition: int = 0
     run: str = ""
     load_average_start: tuple[float, float, float] | None = None
+    pass_seconds: float | None = None
+    """Wall seconds of the whole pass this row belongs to (start-up, ingest, every setting's
+    queries): what the run's length is made of."""
 
     def figures(self) -> dict[str, Any]:
         """The row of peers.json: the raw timings summarised, the notes merged in."""
@@ -217,6 +220,7 @@ class Result:
             "run": self.run,
             "http": self.http,
             "load_average_start": self.load_average_start,
+            "pass_seconds": self.pass_seconds,
             "documents": self.documents,
             "queries": len(self.seconds),
             "ingest_seconds": self.ingest_seconds,

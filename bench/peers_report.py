@@ -78,10 +78,18 @@ def encoders(figures: dict[str, Any]) -> str:
 
 
 def _when(figures: dict[str, Any]) -> str:
-    """When the run ended, and when a stopped run was resumed (bench.peers_passes)."""
+    """When the run ended, when a stopped run was resumed (bench.peers_passes), and how long
+    its passes took (runs before `pass_seconds` was kept do not say)."""
     started = figures.get("started", [])
     resumed = f"started {started[0]}, resumed {', '.join(started[1:])}, " if started[1:] else ""
-    return f"{resumed}finished {figures['finished']}"
+    seconds = {(r["repetition"], r["run"]): r.get("pass_seconds") for r in figures["rows"]}
+    took = (
+        f". The passes took {sum(seconds.values()) / 60:.0f} min in all (waits for the load to "
+        "settle not included)"
+        if seconds and None not in seconds.values()
+        else ""
+    )
+    return f"{resumed}finished {figures['finished']}{took}"
 
 
 def header(figures: dict[str, Any]) -> str:

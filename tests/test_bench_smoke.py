@@ -149,6 +149,9 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     assert default["documents"] == 150 and default["queries"] == figures["queries"] >= 10
     assert default["ingest_docs_per_s"] > 0 and exact["refit_seconds"] > 0
     assert all(row["load_average_start"] and row["repetition"] == 1 for row in ours)
+    # Each pass's wall time is kept, so the table says how long the run took.
+    assert all(row["pass_seconds"] > 0 for row in figures["rows"])
+    assert "The passes took " in table
     assert 0.3 < default["ndcg_at_10"] <= 1.0 and 0.3 < exact["ndcg_at_10"] <= 1.0
     # The refit swaps SQ8 codes of k=128 bytes for the Flat index (4·d bytes a vector).
     assert exact["disk_bytes_per_doc"] > default["disk_bytes_per_doc"]

@@ -111,17 +111,16 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(request: Request) -> str:
-    """The methods of every documented path this request's path is an instance of: routing
-    falls through to the next one that takes the method (`GET /documents/delete` reads the
-    document "delete"), so all of them are allowed. Paths outside the schema (the docs page)
-    ask each route whether it would take the request with a method: included routers of newer
-    FastAPI releases keep no `methods`."""
+    """The methods of the documented path this request's path is an instance of; of several
+    (`/documents/delete` is also `/documents/{doc_id}`), the most literal one, as routing picks
+    it. Paths outside the schema (the docs page) ask each route whether it would take the
+    request with a method: included routers of newer FastAPI releases keep no `methods`."""
     path = request.url.path
     paths = request.app.openapi().get("paths", {}) if request.app.openapi_url else {}
     templates = [t for t in paths if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", t), path)]
     if templates:
-        methods = {m.upper() for t in templates for m in paths[t]}
-        return ", ".join(sorted(methods & set(HTTP_METHODS)))
+        template = min(templates, key=lambda t: t.count("{"))
+        return ", ".join(sorted(m.upper() for m in paths[template] if m.upper() in HTTP_METHODS))
     routes = request.app.router.routes
     allowed = [
         method

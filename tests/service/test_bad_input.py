@@ -490,7 +490,6 @@ def test_unicode_and_path_like_ids_round_trip_and_touch_no_file(
         ("DELETE", "/similarity", "POST"),
         ("PUT", "/collections", "GET, POST"),
         ("POST", "/collections/target/documents/music-0", "DELETE, GET"),
-        ("PUT", "/collections/target/documents/delete", "DELETE, GET, POST"),
         ("PATCH", "/collections/target", "DELETE, GET"),
         ("DELETE", "/ready", "GET"),
     ],

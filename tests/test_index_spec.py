@@ -97,3 +97,14 @@ def test_memory_estimate_is_checked_against_the_limit() -> None:
 def test_training_needs_enough_vectors_before_faiss_trains() -> None:
     with pytest.raises(NotEnoughData, match="needs at least 256 vectors to train"):
         parse("IVF256,PQ16", K).check_fits(50)
+
+
+@pytest.mark.parametrize("spec", ["PQ16", "IVF16,PQ16", "RR,PQ16"])
+def test_pq_specs_do_not_run_polysemous_training(spec: str) -> None:
+    """index_factory turns on polysemous training for 8-bit PQ: 35 s of one core per training
+    here, for a code order only Hamming-filtered search (never ours) uses."""
+    import faiss
+
+    index = VectorIndex(K, spec)._index
+    quantizer = index.index if isinstance(index, faiss.IndexPreTransform) else index
+    assert faiss.downcast_index(quantizer).do_polysemous_training is False

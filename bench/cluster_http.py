@@ -64,12 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ctx = context.from_args(args)
-    limit, repeats = (300, 1) if args.smoke else (args.documents, args.repeats)
+    limit, asked, repeats = (150, 30, 1) if args.smoke else (args.documents, None, args.repeats)
     scifact = data.load_scifact(ctx.root, limit_docs=limit, splits=("test",))
     judged = scifact.qrels["test"]
     queries = [
         (q, text) for q, text in zip(scifact.query_ids, scifact.queries, strict=True) if q in judged
-    ]
+    ][:asked]
     documents = [
         {"id": i, "text": t} for i, t in zip(scifact.doc_ids, scifact.documents, strict=True)
     ]

@@ -30,7 +30,7 @@ from service.cli import main as cli
 ray = pytest.importorskip("ray", reason="the `distributed` extra (Ray) is not installed")
 
 pytestmark = pytest.mark.slow
-SCIFACT_DOCS = 600
+SCIFACT_DOCS = 300
 """SciFact abstracts of the exactness test: the relevant ones of the first test queries, topped
 up in corpus order (bench.data.load_scifact); the whole corpus would take minutes to encode twice
 on 2 cores. All 300 test queries are asked."""

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if bench.shared_encoder:  # every process of the run inherits the index-side thread pools
         os.environ.update(dict(SHARED.pools))
     repeats = args.repeats or (1 if args.smoke else REPEATS)
-    identity = {**bench.identity(), "repeats": repeats, "chunk": CHUNK}
+    identity = {**bench.identity(), "repeats": repeats, "chunk": CHUNK, "host": report.host()}
     passes = Passes.begin(out / f"{result_name(bench)}.partial.json", identity, args.resume)
     missing: list[str] = []
     for peer in peers:

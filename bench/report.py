@@ -48,7 +48,36 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """A result as JSON; a dict gets the `host` it was measured on (unless it names one),
+    because the same code runs at other rates on another CPU and a reader must see which."""
+    if isinstance(data, dict) and "host" not in data:
+        data = {**data, "host": host()}
     return write_text(path, json.dumps(data, indent=1, ensure_ascii=False, default=_plain))
+
+
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8")
+"""The instruction sets that decide which kernels the encoders' runtimes pick."""
+
+
+def host() -> dict[str, Any]:
+    """The CPU this process runs on: a hypervisor's model name is often generic, so the
+    family/model/stepping, the last-level cache and the vector extensions go with it."""
+    info: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"))
+    flags = set(info.get("flags", "").split())
+    return {
+        "cpu": info.get("model name", "unknown"),
+        "family_model_stepping": "/".join(
+            info.get(key, "?") for key in ("cpu family", "model", "stepping")
+        ),
+        "cores": os.cpu_count(),
+        "last_level_cache": caches[-1].read_text().strip() if caches else None,
+        "vector_flags": [flag for flag in VECTOR_FLAGS if flag in flags],
+    }
 
 
 def _plain(value: Any) -> Any:

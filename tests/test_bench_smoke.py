@@ -152,6 +152,9 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     # Each pass's wall time is kept, so the table says how long the run took.
     assert all(row["pass_seconds"] > 0 for row in figures["rows"])
     assert "The passes took " in table
+    # The CPU is recorded and named: the same code runs at other rates on another host.
+    assert figures["host"]["cores"] == os.cpu_count() and figures["host"]["family_model_stepping"]
+    assert f"CPU: {figures['host']['cpu']}" in table
     assert 0.3 < default["ndcg_at_10"] <= 1.0 and 0.3 < exact["ndcg_at_10"] <= 1.0
     # The refit swaps SQ8 codes of k=128 bytes for the Flat index (4·d bytes a vector).
     assert exact["disk_bytes_per_doc"] > default["disk_bytes_per_doc"]

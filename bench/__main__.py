@@ -27,6 +27,7 @@ BENCHMARKS = {
     "cluster-http": "bench.cluster_http",
     "cluster-faults": "bench.cluster_faults",
     "tuned": "bench.served_tuning",
+    "suite": "bench.suite",
 }
 MEASURES_NOTHING = {"render"}
 """Commands that only read result files: none of the common options apply."""
@@ -44,6 +45,7 @@ DESCRIPTIONS = {
     "cluster-http": "the REST API on Ray (1 and 2 shards) against the single-node server, SciFact",
     "cluster-faults": "SIGKILL a shard while the Ray application takes writes and queries",
     "tuned": "tune over HTTP, apply, and what the collection serves on examples never chosen on",
+    "suite": "the README's test command (python -m pytest), timed: outcomes, slowest, figures",
 }
 
 

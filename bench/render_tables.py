@@ -18,6 +18,7 @@ from bench import (
     peers_report,
     report,
     served_tuning,
+    suite,
 )
 from bench.encoders import table as encoders_table
 from bench.quality_grid import grid_from_json
@@ -253,6 +254,27 @@ def plan_100m(results: Path) -> str:
     )
 
 
+def docker_smoke(results: Path) -> str:
+    """The smoke test's own figures (tests/docker/smoke.sh with WS_SMOKE_RESULT)."""
+    run = load(results, "docker_smoke.json")
+    cached, steps = run["build_steps_cached"]
+    return (
+        f"`bash tests/docker/smoke.sh` "
+        f"({'from nothing' if run['fresh'] else 'with its build cache'}; "
+        f"`bench/results/docker_smoke.json`, finished {run['finished']}, {run['cores']} cores): "
+        f"passed in {run['seconds']:.0f} s. The image built in {run['build_seconds']:.0f} s "
+        f"({cached} of {steps} steps from cache) and is **{run['image_bytes'] / 1e9:.2f} GB**; "
+        f"healthy {run['up_seconds']:.1f} s after `compose up`; a container that has loaded the "
+        f"model and 6 documents: {run['memory_after_6_documents']}. The Ray image: built in "
+        f"{run['ray_build_seconds']:.0f} s, {run['ray_image_bytes'] / 1e9:.2f} GB; its two nodes "
+        f"up in {run['ray_up_seconds']:.1f} s."
+    )
+
+
+def suite_run(results: Path) -> str:
+    return suite.markdown(load(results, "suite.json"))
+
+
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
     "compression-summary": compression_summary,
@@ -278,4 +300,6 @@ RENDERERS: dict[str, Renderer] = {
     "cluster-http": cluster_over_http,
     "cluster-faults": shard_kills,
     "plan-shards": plan_shards,
+    "suite": suite_run,
+    "docker-smoke": docker_smoke,
 }

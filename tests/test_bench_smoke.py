@@ -450,3 +450,18 @@ def test_cluster_http_smoke_pairs_the_ray_application_with_the_single_node(
         assert len(timing["encode"]) == queries and min(timing["encode"]) > 0
     assert all(min(ms) > 0 for ms in figures["paired_health_ms"].values())
     assert "Ray application, 2 shards" in (tmp_path / "cluster_http.md").read_text(encoding="utf-8")
+
+
+def test_suite_smoke_keeps_each_test_its_outcome_and_the_run_its_time(tmp_path: Path) -> None:
+    """`python -m bench suite --smoke`: pytest in a child process with the recorder plugin; the
+    result file holds every test of the file run, the table counts them and names the slowest."""
+    assert main(["suite", "--smoke", "--quiet", "--out", str(tmp_path)]) == 0
+    figures = json.loads((tmp_path / "suite.json").read_text(encoding="utf-8"))
+    tests = figures["tests"]
+    assert len(tests) > 20 and all(test["outcome"] == "passed" for test in tests.values())
+    assert all(test_id.startswith("tests/test_index_spec.py::") for test_id in tests)
+    assert figures["exit_status"] == 0 and figures["seconds"] > sum(
+        test["seconds"] for test in tests.values()
+    )
+    table = (tmp_path / "suite.md").read_text(encoding="utf-8")
+    assert f"**{len(tests)} passed in " in table and "SMOKE RUN" in table

@@ -21,7 +21,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -261,7 +261,9 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live.close()
 
 
-def test_sigkill_at_random_moments_loses_nothing_acknowledged(server: LiveServer) -> None:
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(
+    server: LiveServer, record_property: Callable[[str, object], None]
+) -> None:
     ks = (16, 24, 32)
     ledger = Ledger()
     rng = random.Random(SEED)
@@ -311,12 +313,21 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(server: LiveServer
         check(client, ledger, ks)
         answer = client.post(f"/collections/{NAME}/query", json={"text": "a violin", "top_k": 3})
         assert answer.status_code == 200 and answer.json()["results"][0]["hits"][0]["id"]
-    seconds = time.perf_counter() - started
-    print(
-        f"\n{KILLS} kills {kinds} in {seconds:.0f} s; before the kills: {len(seen.queries)} "
-        f"queries, {len(seen.writes)} writes, {len(seen.fits)} refits answered; "
-        f"{len(ledger.acked)} documents acknowledged and present; cut mid-way: {ledger.cut}"
-    )
+    seen_figures = {
+        "kills": KILLS,
+        "kills by moment": kinds,
+        "seconds": round(time.perf_counter() - started),
+        "answered before the kills": {
+            "queries": len(seen.queries),
+            "writes": len(seen.writes),
+            "refits": len(seen.fits),
+        },
+        "documents acknowledged, all present": len(ledger.acked),
+        "cut mid-way": ledger.cut,
+    }
+    print(f"\n{seen_figures}")
+    for name, value in seen_figures.items():  # `python -m bench suite` keeps them
+        record_property(name, value)
     assert kinds["work"] >= KILLS // 5 and seen.queries and seen.writes and seen.fits
     assert ledger.cut["job"] >= kinds["work"] // 3, "too few kills landed in a running job"
 

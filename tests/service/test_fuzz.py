@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,12 @@ def test_every_route_answers_within_its_schema(case: Any, client: asgi.ASGIClien
     SEEN[response.status_code] += 1
 
 
-def test_fuzzing_ran_and_nothing_escaped(client: asgi.ASGIClient) -> None:
+def test_fuzzing_ran_and_nothing_escaped(
+    client: asgi.ASGIClient, record_property: Callable[[str, object], None]
+) -> None:
     print(f"\nfuzzed requests by status: {dict(sorted(SEEN.items()))}")
+    record_property("examples per route", EXAMPLES)  # `python -m bench suite` keeps them
+    record_property("requests by status", dict(sorted(SEEN.items())))
     assert sum(SEEN.values()) >= 100
     assert not [status for status in SEEN if status >= 500]
     for path in DATA_DIR.iterdir():  # only collections (whatever names were fuzzed) and the lock

@@ -26,7 +26,8 @@
 #
 # Environment: WS_SMOKE_STATE (default /var/tmp/whitened-search-smoke: engine data root, tools,
 # logs; kept between runs as a build cache), WS_SMOKE_PORT (default 18765), WS_SMOKE_FRESH=1
-# (delete the state first: a build from scratch), WS_DEBIAN_MIRROR (default: the host's apt).
+# (delete the state first: a build from scratch), WS_DEBIAN_MIRROR (default: the host's apt),
+# WS_SMOKE_RESULT=FILE (keep the times, sizes and memory as JSON there).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -435,8 +436,8 @@ first_ids=$(json '[[h["id"] for h in r["hits"]] for r in d["results"]]')
 assert 'd["results"][0]["hits"][0]["id"] in ("guitar", "piano")' "music query finds a music document"
 assert 'd["results"][1]["hits"][0]["id"] == "cat"' "cat query finds the cat"
 log "answers: $first"
-log "    container memory after loading the model and 6 documents: $(docker stats --no-stream \
-    --format '{{.MemUsage}}' "$(compose ps -q search)")"
+MEMORY=$(docker stats --no-stream --format '{{.MemUsage}}' "$(compose ps -q search)")
+log "    container memory after loading the model and 6 documents: $MEMORY"
 
 log "restart the container: same volume, same answers"
 compose restart search >>"$STATE/compose.log" 2>&1
@@ -560,3 +561,32 @@ summary+="; Ray image: build ${TIMES[ray_build]} s, $(gb "$ray_size"), compose u
 [ -n "${TIMES[engine]:-}" ] && summary+=", engine start ${TIMES[engine]} s"
 [ -n "${TIMES[base]:-}" ] && summary+=", stand-in base ${TIMES[base]} s"
 log "summary: $summary"
+
+# With WS_SMOKE_RESULT=FILE the figures above are kept as JSON (bench/results/docker_smoke.json
+# is such a file, rendered into the README's Docker section by `python -m bench render`).
+if [ -n "${WS_SMOKE_RESULT:-}" ]; then
+    python3 - "$WS_SMOKE_RESULT" <<EOF
+import json, os, sys, time
+figures = {
+    "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "seconds": $(since "$STARTED"),
+    "fresh": "${WS_SMOKE_FRESH:-}" == "1",
+    "build_seconds": ${TIMES[build]},
+    "build_steps_cached": [$cached, $steps],
+    "image_bytes": $size,
+    "up_seconds": ${TIMES[up]},
+    "memory_after_6_documents": "$MEMORY",
+    "ray_build_seconds": ${TIMES[ray_build]},
+    "ray_image_bytes": $ray_size,
+    "ray_up_seconds": ${TIMES[ray_up]},
+    "engine_start_seconds": ${TIMES[engine]:-None},
+    "stand_in_base_seconds": ${TIMES[base]:-None},
+    "cores": os.cpu_count(),
+    "load_average_end": os.getloadavg(),
+}
+with open(sys.argv[1], "w", encoding="utf-8") as handle:
+    json.dump(figures, handle, indent=1)
+    handle.write("\n")
+EOF
+    log "figures kept in $WS_SMOKE_RESULT"
+fi

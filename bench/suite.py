@@ -67,7 +67,7 @@ def markdown(figures: dict[str, Any]) -> str:
     """One sentence of counts and time, the slowest tests, and the figures tests recorded."""
     tests = figures["tests"]
     counts: dict[str, int] = {}
-    for test in tests.values():
+    for test in tests:
         counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
     host = figures["host"]
     head = (
@@ -78,20 +78,20 @@ def markdown(figures: dict[str, Any]) -> str:
         f"**{', '.join(f'{n} {outcome}' for outcome, n in sorted(counts.items()))} in "
         f"{report.format_seconds(figures['seconds'])}**, exit status {figures['exit_status']}."
     )
-    slowest = sorted(tests.items(), key=lambda item: -item[1]["seconds"])[:SLOWEST]
+    slowest = sorted(tests, key=lambda test: -test["seconds"])[:SLOWEST]
     table = report.markdown_table(
         ["slowest tests (setup, call and teardown)", "seconds"],
-        [[f"`{test_id}`", f"{test['seconds']:.1f}"] for test_id, test in slowest],
+        [[f"`{test['id']}`", f"{test['seconds']:.1f}"] for test in slowest],
     )
     notes = [
-        f"skipped `{test_id}`: {test.get('reason', '')}"
-        for test_id, test in tests.items()
-        if test["outcome"] == "skipped"
+        f"{test['outcome']} `{test['id']}`: {test.get('reason', '')}".rstrip(": ")
+        for test in tests
+        if test["outcome"] != "passed"
     ]
     notes += [
-        f"`{test_id}` saw: "
+        f"`{test['id']}` saw: "
         + "; ".join(f"{name}: {_plain(value)}" for name, value in test["figures"].items())
-        for test_id, test in tests.items()
+        for test in tests
         if test.get("figures")
     ]
     return "\n\n".join([head, table, "\n".join(f"- {line}" for line in notes)]).rstrip()

@@ -18,14 +18,21 @@ SUITE_RESULT_ENV = "WHITENED_SUITE_RESULT"
 
 
 class Recorder:
-    """Folds the setup, call and teardown reports of each test into one outcome and its seconds."""
+    """Folds the setup, call and teardown reports of each test into one outcome and its seconds.
+    A test is a list entry, not a key: schemathesis runs one test function per route under one
+    node id."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tests: dict[str, dict[str, Any]] = {}
+        self.tests: list[dict[str, Any]] = []
+        self.running: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        test = self.tests.setdefault(report.nodeid, {"outcome": "passed", "seconds": 0.0})
+        if report.when == "setup" or report.nodeid not in self.running:
+            test = {"id": report.nodeid, "outcome": "passed", "seconds": 0.0}
+            self.tests.append(test)
+            self.running[report.nodeid] = test
+        test = self.running[report.nodeid]
         test["seconds"] += report.duration
         if report.failed:
             test["outcome"] = "failed" if report.when == "call" else "error"

@@ -458,10 +458,10 @@ def test_suite_smoke_keeps_each_test_its_outcome_and_the_run_its_time(tmp_path: 
     assert main(["suite", "--smoke", "--quiet", "--out", str(tmp_path)]) == 0
     figures = json.loads((tmp_path / "suite.json").read_text(encoding="utf-8"))
     tests = figures["tests"]
-    assert len(tests) > 20 and all(test["outcome"] == "passed" for test in tests.values())
-    assert all(test_id.startswith("tests/test_index_spec.py::") for test_id in tests)
+    assert len(tests) > 20 and all(test["outcome"] == "passed" for test in tests)
+    assert all(test["id"].startswith("tests/test_index_spec.py::") for test in tests)
     assert figures["exit_status"] == 0 and figures["seconds"] > sum(
-        test["seconds"] for test in tests.values()
+        test["seconds"] for test in tests
     )
     table = (tmp_path / "suite.md").read_text(encoding="utf-8")
     assert f"**{len(tests)} passed in " in table and "SMOKE RUN" in table

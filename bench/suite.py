@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         "finished": now(),
         "seconds": seconds,
         "exit_status": status,
-        "cores": os.cpu_count(),
         "host": report.host(),
         "load_average": [load_start, os.getloadavg()],
         "tests": recorded["tests"],
@@ -66,13 +66,11 @@ def run(args: argparse.Namespace) -> int:
 def markdown(figures: dict[str, Any]) -> str:
     """One sentence of counts and time, the slowest tests, and the figures tests recorded."""
     tests = figures["tests"]
-    counts: dict[str, int] = {}
-    for test in tests:
-        counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
+    counts = Counter(test["outcome"] for test in tests)
     host = figures["host"]
     head = (
         f"{'**SMOKE RUN.** ' if figures['smoke'] else ''}`{figures['command']}` "
-        f"(`bench/results/suite.json`, finished {figures['finished']}; {figures['cores']} cores, "
+        f"(`bench/results/suite.json`, finished {figures['finished']}; {host['cores']} cores, "
         f"{host['cpu']} {host['family_model_stepping']}; load average "
         f"{figures['load_average'][0][0]:.1f} at the start): "
         f"**{', '.join(f'{n} {outcome}' for outcome, n in sorted(counts.items()))} in "

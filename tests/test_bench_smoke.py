@@ -240,7 +240,11 @@ def test_a_killed_peers_run_resumes_from_its_kept_pass(tmp_path: Path, data_dir:
                 "--data", str(data_dir)]  # fmt: skip
 
     partial = tmp_path / "peers_reuters_150.partial.json"
-    run = subprocess.Popen([sys.executable, "-m", "bench", *argv(2)], start_new_session=True)
+    # The killed run cannot remove its work directory: it goes under tmp_path, not /tmp.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv(2)], start_new_session=True, env=env
+    )
     try:
         deadline = time.monotonic() + 600
         while not partial.exists() and run.poll() is None and time.monotonic() < deadline:
@@ -248,6 +252,7 @@ def test_a_killed_peers_run_resumes_from_its_kept_pass(tmp_path: Path, data_dir:
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
+    assert list(tmp_path.glob("bench-peers-*")), "the killed run's directory is not in tmp_path"
     kept = json.loads(partial.read_text(encoding="utf-8"))
     assert {row["repetition"] for row in kept["rows"]} == {1}
     assert not (tmp_path / "peers_reuters_150.json").exists()

@@ -33,7 +33,7 @@ from typing import Any
 
 from bench import data, peers_report, report
 from bench.peers_data import CHUNK, CORPORA, REUTERS_DOCS, SHARED, Bench, Result
-from bench.peers_drivers import drive_peer
+from bench.peers_drivers import drive_peer, encoder_alone
 from bench.peers_env import PEERS, PEERS_DIR, setup
 from bench.peers_ours import ours
 from bench.peers_passes import Passes, now
@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for repetition in range(1, repeats + 1):
             if "ours" in systems and not passes.done(repetition, "ours"):
-                passes.add(timed_run(repetition, "ours", lambda w: ours(bench, w, args), work))
+                measure = beside_encoder(bench, lambda w: ours(bench, w, args))
+                passes.add(timed_run(repetition, "ours", measure, work))
             for peer in runnable:
                 if passes.done(repetition, peer.name) or peer.name in passes.failures:
                     continue
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                         timed_run(
                             repetition,
                             peer.name,
-                            lambda w, p=peer: drive_peer(bench, p, w, args),
+                            beside_encoder(bench, lambda w, p=peer: drive_peer(bench, p, w, args)),
                             work,
                         )
                     )
@@ -177,6 +178,25 @@ def timed_run(
         result.repetition, result.run, result.load_average_start = repetition, name, load
         result.pass_seconds = seconds
     return [result.figures() for result in results]
+
+
+def beside_encoder(
+    bench: Bench, measure: Callable[[Path], list[Result]]
+) -> Callable[[Path], list[Result]]:
+    """On the shared encoder, `measure` and then the encoder alone (peers_drivers.encoder_alone),
+    whose p50 every row of the pass notes: a pass's latency less the encoder's is what the
+    system adds, read within minutes, as this host's speed drifts by more than that."""
+    if not bench.shared_encoder:
+        return measure
+
+    def then_encoder(work: Path) -> list[Result]:
+        results = measure(work)
+        alone = encoder_alone(bench, work / "encoder")
+        for result in results:
+            result.notes["encoder_alone_ms_p50"] = alone
+        return results
+
+    return then_encoder
 
 
 def result_name(bench: Bench) -> str:

@@ -9,7 +9,9 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,14 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
         figures = run_driver(bench, peer.driver, python, served, work / "http", env)
         results += _results(bench, f"{peer.name}, HTTP", figures, size)
     return results
+
+
+def encoder_alone(bench: Bench, work: Path) -> float:
+    """The shared encoder by itself, each query alone in a process of its own
+    (bench/drivers/encoder_driver.py): its p50 ms, to read a pass's query latency against."""
+    job = {"workdir": str(work), "documents": None, **SHARED.job()}
+    figures = run_driver(bench, "encoder", sys.executable, job, work)
+    return 1000 * statistics.median(figures["settings"][0]["seconds"])
 
 
 def _results(bench: Bench, system: str, figures: dict[str, Any], size: int) -> list[Result]:

@@ -37,6 +37,16 @@ def values(rows: Sequence[Row], key: str, scale: float = 1.0) -> list[float]:
     return [scale * row[key] for row in rows if row.get(key) is not None]
 
 
+def over_encoder(rows: Sequence[Row]) -> list[float]:
+    """Each pass's query p50 less the encoder alone's of the same pass (bench.peers.beside_encoder):
+    what the system adds to a query around the shared encoder."""
+    return [
+        row["query_ms_p50"] - row["encoder_alone_ms_p50"]
+        for row in rows
+        if row.get("encoder_alone_ms_p50") is not None
+    ]
+
+
 def over_http(row: Row) -> bool:
     return bool(row.get("http"))
 
@@ -45,6 +55,8 @@ def table(rows: Sequence[Row]) -> str:
     columns: list[tuple[str, Callable[[list[Row]], str]]] = [
         ("ingest docs/s", lambda rs: spread(values(rs, "ingest_docs_per_s"), 1)),
         ("query p50 ms", lambda rs: spread(values(rs, "query_ms_p50"), 1)),
+        ("encoder alone p50 ms", lambda rs: spread(values(rs, "encoder_alone_ms_p50"), 1)),
+        ("p50 over the encoder ms", lambda rs: spread(over_encoder(rs), 1)),
         ("query p95 ms", lambda rs: spread(values(rs, "query_ms_p95"), 1)),
         (f"queries/s, {CLIENTS} clients", lambda rs: spread(values(rs, "queries_per_s"), 0)),
         ("peak RSS MiB", lambda rs: spread(values(rs, "peak_rss_mib"), 0)),
@@ -136,6 +148,13 @@ def header(figures: dict[str, Any]) -> str:
 
 def notes(figures: dict[str, Any]) -> list[str]:
     lines = []
+    if any("encoder_alone_ms_p50" in row for row in figures["rows"]):
+        lines.append(
+            "encoder alone: after each system's pass, the shared encoder by itself encoded every "
+            "query alone in a process of its own (bench/drivers/encoder_driver.py: nothing stored "
+            "or searched); a row's p50 over the encoder is its pass's query p50 less that pass's "
+            "encoder alone, so a drift of this host's speed between passes cancels."
+        )
     for (system, setting), rows in groups(figures["rows"]).items():
         if rows[0].get("encode_ms_p50") is not None:
             embedded = "embedded" in system

@@ -141,6 +141,7 @@ def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_
     figures = json.loads((tmp_path / "peers.json").read_text(encoding="utf-8"))
     table = (tmp_path / "peers.md").read_text(encoding="utf-8")
     assert "SMOKE RUN" in table and "| system | setting | ingest docs/s |" in table
+    assert "encoder alone" not in table  # each system on its own encoder: no shared one to time
     assert figures["repeats"] == 1 and figures["load_average"]
     ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
     default = next(row for row in ours if row["setting"].startswith("service defaults"))
@@ -196,11 +197,18 @@ def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
     assert not (tmp_path / "peers.json").exists()
     figures = json.loads((tmp_path / "peers_shared.json").read_text(encoding="utf-8"))
     assert figures["shared_encoder"] == SHARED.describe()
-    assert "one encoder: every system encodes" in (tmp_path / "peers_shared.md").read_text()
+    table = (tmp_path / "peers_shared.md").read_text(encoding="utf-8")
+    assert "one encoder: every system encodes" in table
     ours = [row for row in figures["rows"] if row["system"] == "ours, HTTP service"]
     assert all(row["server_settings"] == SHARED.server_settings() for row in ours)
     exact = next(row for row in ours if "exact cosine" in row["setting"])
     assert [row["system"] for row in figures["rows"] if row["http"]] == [r["system"] for r in ours]
+    # After each pass the encoder alone: each row reads its latency against it.
+    assert all(row["encoder_alone_ms_p50"] > 0 for row in figures["rows"])
+    assert "| encoder alone p50 ms | p50 over the encoder ms |" in table
+    embedded = next(row for row in figures["rows"] if row["system"].startswith("ours, embedded"))
+    over = embedded["query_ms_p50"] - embedded["encoder_alone_ms_p50"]
+    assert f"| {embedded['encoder_alone_ms_p50']:.1f} | {over:.1f} |" in table
     for peer in PEERS:
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
         if peer.missing(PEERS_DIR) is not None:

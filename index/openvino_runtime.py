@@ -1,6 +1,6 @@
 """The exported ONNX graph run by OpenVINO: the same graph, tokenizer and vectors as the `onnx`
 backend (fp32 throughout: cosine to torch ≥ 0.99999). Measured here it encodes abstracts
-faster than ONNX Runtime in bulk (57.6 against 48.0 a second, bench/results/encoders.md), so a
+faster than ONNX Runtime in bulk (38.1 against 32.1 a second, bench/results/encoders.md), so a
 server on `onnx` runs its ingest jobs on it (`INGEST_BACKEND`); on sentences the single runs of
 bench/results/speed_10000_*.json do not separate the two.
 """

@@ -104,18 +104,6 @@ def _when(figures: dict[str, Any]) -> str:
     return f"{resumed}finished {figures['finished']}{took}"
 
 
-def _host(figures: dict[str, Any]) -> str:
-    """The CPU of the run (runs before it was recorded do not say): the same code runs at
-    other rates on another one, so a table is compared on its own host."""
-    if "host" not in figures:
-        return " The CPU was not recorded."
-    host = figures["host"]
-    return (
-        f" CPU: {host['cpu']} ({host['family_model_stepping']}, family/model/stepping), "
-        f"last-level cache {host['last_level_cache']}, {', '.join(host['vector_flags'])}."
-    )
-
-
 def header(figures: dict[str, Any]) -> str:
     passes = {(row["repetition"], row["run"]): row["load_average_start"] for row in figures["rows"]}
     starts = [load[0] for load in passes.values()]
@@ -130,7 +118,7 @@ def header(figures: dict[str, Any]) -> str:
         f"({', '.join(systems)}, then again), each pass from an empty directory; cells are the "
         f"median (min–max) over the passes. Load average (1 min) at the start of each pass: "
         f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; "
-        f"{_when(figures)}.{_host(figures)}"
+        f"{_when(figures)}. {report.cpu(figures)}"
     )
     if figures.get("peak_rss") != "VmHWM":
         text += (

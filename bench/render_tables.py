@@ -275,31 +275,52 @@ def suite_run(results: Path) -> str:
     return suite.markdown(load(results, "suite.json"))
 
 
+def measured(renderer: Renderer, *names: str) -> Renderer:
+    """`renderer`'s block followed by the CPU of each result file it shows times from: a reader
+    who re-runs it on another machine must see that the rates were another host's."""
+
+    def render(results: Path) -> str:
+        files: dict[str, list[str]] = {}
+        for name in names:
+            files.setdefault(report.cpu(load(results, f"{name}.json")), []).append(name)
+        hosts = " ".join(
+            f"{cpu.rstrip('.')} ({', '.join(f'`{name}.json`' for name in group)})."
+            for cpu, group in files.items()
+        )
+        return f"{renderer(results).rstrip()}\n\n{hosts}\n"
+
+    return render
+
+
+SPEED_FILES = tuple(f"speed_10000_{backend}" for backend in SPEED_BACKENDS)
+
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
-    "compression-summary": compression_summary,
-    "compression-reuters": compression_reuters,
+    "compression-summary": measured(compression_summary, "compression_scifact"),
+    "compression-reuters": measured(compression_reuters, "compression_reuters"),
     "compression-stsb": compression_stsb,
     "quality-stsb": quality_grid("quality_stsb.json", "dev"),
     "quality-scifact": quality_grid("quality_scifact.json", "train"),
-    "speed-backends": speed_backends,
-    "encoders": encoders,
+    "speed-backends": measured(speed_backends, *SPEED_FILES),
+    "encoders": measured(encoders, "encoders"),
     "peers": peers("peers"),
     "peers-shared": peers("peers_shared"),
     "peers-reuters-20000": peers("peers_reuters_20000"),
     "peers-shared-reuters-20000": peers("peers_shared_reuters_20000"),
     "peers-reuters-100000": peers("peers_reuters_100000"),
-    "served-bytes-scifact": served_bytes("scifact"),
-    "served-bytes-reuters": served_bytes("reuters"),
-    "served-bytes-budgets": served_budgets,
+    "served-bytes-scifact": measured(served_bytes("scifact"), "served_bytes_scifact"),
+    "served-bytes-reuters": measured(served_bytes("reuters"), "served_bytes_reuters"),
+    "served-bytes-budgets": measured(
+        served_budgets, "served_bytes_scifact", "served_bytes_reuters"
+    ),
     "served-tuning": tuned_as_served,
-    "distributed": distributed,
-    "two-nodes": two_nodes,
-    "plan-100m": plan_100m,
-    "cluster": sharded_answers,
-    "cluster-http": cluster_over_http,
-    "cluster-faults": shard_kills,
-    "plan-shards": plan_shards,
+    "distributed": measured(distributed, "distributed"),
+    "two-nodes": measured(two_nodes, "two_nodes"),
+    "plan-100m": measured(plan_100m, "distributed", "encoders", "statistics"),
+    "cluster": measured(sharded_answers, "cluster"),
+    "cluster-http": measured(cluster_over_http, "cluster_http"),
+    "cluster-faults": measured(shard_kills, "cluster_faults"),
+    "plan-shards": measured(plan_shards, "cluster_http"),
     "suite": suite_run,
     "docker-smoke": docker_smoke,
 }

@@ -80,6 +80,18 @@ def host() -> dict[str, Any]:
     }
 
 
+def cpu(figures: dict[str, Any]) -> str:
+    """The CPU a result file was measured on, as a table says it: the same code runs at other
+    rates on another CPU, so times are compared on their own host; older runs did not record it."""
+    if "host" not in figures:
+        return "CPU: not recorded."
+    host = figures["host"]
+    return (
+        f"CPU: {host['cpu']} ({host['family_model_stepping']}, family/model/stepping), "
+        f"last-level cache {host['last_level_cache']}, {', '.join(host['vector_flags'])}."
+    )
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()

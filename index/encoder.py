@@ -205,8 +205,8 @@ class TorchModel:
 
     Each thread that calls torch gets an OpenMP team of its own, and the idle teams' spinning
     threads take the cores from the busy one: a server's queries (a pool of threads) took 14.4
-    ms to encode against 9.7 in process (bench/README.md, "What the same-encoder table
-    says"). The texts go to that thread one batch at a time, longest first as
+    ms to encode against 9.7 in process (`git show 36cf995:bench/results/peers_shared.json`).
+    The texts go to that thread one batch at a time, longest first as
     sentence-transformers orders them, so a query waits for at most one batch of an ingest
     chunk, never for the whole chunk.
     """

@@ -145,13 +145,15 @@ def quality_grid(name: str, tuning_label: str) -> Renderer:
 
 
 SPEED_BACKENDS = ("openvino", "onnx", "torch", "onnx-int8")
+SPEED_FILES = {backend: f"speed_10000_{backend}" for backend in SPEED_BACKENDS}
+"""Each backend's result file (without .json): the table's rows and the CPU line name them."""
 
 
 def speed_backends(results: Path) -> str:
     """bench/README's speed table: one row per backend from speed_10000_<backend>.json."""
     rows = []
-    for backend in SPEED_BACKENDS:
-        figures = load(results, f"speed_10000_{backend}.json")
+    for backend, name in SPEED_FILES.items():
+        figures = load(results, f"{name}.json")
         by_batching = {run["batching"]: run for run in figures["runs"]}
         off = by_batching.get("off") or figures["runs"][0]
         on = by_batching.get("2 ms")
@@ -292,8 +294,6 @@ def measured(renderer: Renderer, *names: str) -> Renderer:
     return render
 
 
-SPEED_FILES = tuple(f"speed_10000_{backend}" for backend in SPEED_BACKENDS)
-
 RENDERERS: dict[str, Renderer] = {
     "stsb-summary": stsb_summary,
     "compression-summary": measured(compression_summary, "compression_scifact"),
@@ -301,7 +301,7 @@ RENDERERS: dict[str, Renderer] = {
     "compression-stsb": compression_stsb,
     "quality-stsb": quality_grid("quality_stsb.json", "dev"),
     "quality-scifact": quality_grid("quality_scifact.json", "train"),
-    "speed-backends": measured(speed_backends, *SPEED_FILES),
+    "speed-backends": measured(speed_backends, *SPEED_FILES.values()),
     "encoders": measured(encoders, "encoders"),
     "peers": peers("peers"),
     "peers-shared": peers("peers_shared"),

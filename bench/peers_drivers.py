@@ -49,10 +49,11 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
     return results
 
 
-def encoder_alone(bench: Bench, work: Path) -> float:
+def encoder_alone(bench: Bench, work: Path, path: str = "shared") -> float:
     """The shared encoder by itself, each query alone in a process of its own
-    (bench/drivers/encoder_driver.py): its p50 ms, to read a pass's query latency against."""
-    job = {"workdir": str(work), "documents": None, **SHARED.job()}
+    (bench/drivers/encoder_driver.py), the peers' way or (`path` "ours") through ours' encoder:
+    its p50 ms, to read a pass's query latency against."""
+    job = {"workdir": str(work), "documents": None, "path": path, **SHARED.job()}
     figures = run_driver(bench, "encoder", sys.executable, job, work)
     return 1000 * statistics.median(figures["settings"][0]["seconds"])
 

@@ -47,6 +47,11 @@ def over_encoder(rows: Sequence[Row]) -> list[float]:
     ]
 
 
+def _one_per_pass(rows: Sequence[Row]) -> list[Row]:
+    """A row of each pass (every row of a pass notes the same encoder-alone figures)."""
+    return list({(row["repetition"], row["run"]): row for row in rows}.values())
+
+
 def over_http(row: Row) -> bool:
     return bool(row.get("http"))
 
@@ -142,6 +147,18 @@ def notes(figures: dict[str, Any]) -> list[str]:
             "query alone in a process of its own (bench/drivers/encoder_driver.py: nothing stored "
             "or searched); a row's p50 over the encoder is its pass's query p50 less that pass's "
             "encoder alone, so a drift of this host's speed between passes cancels."
+        )
+    paths = [row for row in _one_per_pass(figures["rows"]) if "ours_encoder_alone_ms_p50" in row]
+    if paths:
+        added = [row["ours_encoder_alone_ms_p50"] - row["encoder_alone_ms_p50"] for row in paths]
+        ours = spread(values(paths, "ours_encoder_alone_ms_p50"), 1)
+        lines.append(
+            "ours' encoder alone: right after the encoder alone, the same queries through ours' "
+            "encoder (index.encoder.Encoder, torch backend, from a pool thread as the server "
+            f"calls it) in a process of its own: p50 {ours} "
+            f"ms against {spread(values(paths, 'encoder_alone_ms_p50'), 1)} ms for the bare "
+            f"encoder; ours' encoding code adds {spread(added, 1)} ms "
+            f"({len(paths)} pass{'es' if len(paths) > 1 else ''})."
         )
     for (system, setting), rows in groups(figures["rows"]).items():
         if rows[0].get("encode_ms_p50") is not None:

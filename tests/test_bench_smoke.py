@@ -209,6 +209,9 @@ def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
     embedded = next(row for row in figures["rows"] if row["system"].startswith("ours, embedded"))
     over = embedded["query_ms_p50"] - embedded["encoder_alone_ms_p50"]
     assert f"| {embedded['encoder_alone_ms_p50']:.1f} | {over:.1f} |" in table
+    # And ours' encoder alone beside it: what ours' encoding code adds to the bare encoder.
+    assert all(row["ours_encoder_alone_ms_p50"] > 0 for row in figures["rows"])
+    assert "ours' encoding code adds" in table
     for peer in PEERS:
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
         if peer.missing(PEERS_DIR) is not None:

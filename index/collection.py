@@ -38,7 +38,7 @@ from index.encoder import (
 )
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
-from index.search import Answer, Fitted, Hit, Proposals
+from index.search import Answer, Fitted, Hit, Plan, Proposals
 from index.shortlist import Shortlist, remove_stale_codes
 from index.snapshots import (
     Manifest,
@@ -333,16 +333,7 @@ class Collection:
         **overrides: Any,
     ) -> Answer:
         """`search_vectors`, and which kernel answered (the service reports it per response)."""
-        return search.answer(
-            self._require_fitted(),
-            self._store,
-            self.manifest.settings,
-            vectors,
-            top_k,
-            where,
-            overrides,
-            self._index_lock,
-        )
+        return search.answer(*self._planned(vectors, top_k, where, overrides))
 
     def propose(
         self,
@@ -352,16 +343,15 @@ class Collection:
         **overrides: Any,
     ) -> Proposals:
         """`answer` as one shard of a sharded collection gives it (`search.Proposals`)."""
-        return search.propose(
-            self._require_fitted(),
-            self._store,
-            self.manifest.settings,
-            vectors,
-            top_k,
-            where,
-            overrides,
-            self._index_lock,
-        )
+        return search.propose(*self._planned(vectors, top_k, where, overrides))
+
+    def _planned(
+        self, vectors: Any, top_k: int, where: Mapping[str, Any] | None, overrides: dict[str, Any]
+    ) -> tuple[Fitted, DocumentStore, Plan, threading.Lock]:
+        """What `search.answer` and `search.propose` take for this query."""
+        fitted, settings = self._require_fitted(), self.manifest.settings
+        plan = Plan.of(fitted, self._store, settings, vectors, top_k, where, overrides)
+        return fitted, self._store, plan, self._index_lock
 
     def transform(self, vectors: Any) -> np.ndarray:
         """Raw vectors of this collection's model through its kernel."""

@@ -85,77 +85,19 @@ class Fitted:
         return cls(kernel, index, rescorer, at, shortlist)
 
 
-def answer(
-    fitted: Fitted,
-    store: DocumentStore,
-    settings: Settings,
-    vectors: Any,
-    top_k: int,
-    where: Mapping[str, Any] | None,
-    overrides: Mapping[str, Any],
-    index_lock: AbstractContextManager,
-) -> Answer:
-    """The `top_k` documents nearest each raw query vector under the collection's `settings`,
-    with a query's `overrides` (rescore, rescore_k, candidates, shortlist) applied; `where`
-    filters by metadata before the index is searched."""
-    plan = _Plan.of(fitted, store, settings, top_k, where, overrides)
-    scores, rows, kind = rescoring.search(
-        fitted.kernel,
-        fitted.index,
-        plan.raw(vectors),
-        top_k,
-        allowed=plan.allowed,
-        raw_lookup=None if plan.chosen.rescore == "off" else store.vectors,
-        space=plan.chosen.rescore,
-        rescorer=plan.rescorer,
-        candidates=plan.candidates,
-        narrow=plan.narrow,
-        index_lock=index_lock,
-    )
-    return Answer(_hits(store, scores, rows, kind), fitted.fitted_at)
-
-
-def propose(
-    fitted: Fitted,
-    store: DocumentStore,
-    settings: Settings,
-    vectors: Any,
-    top_k: int,
-    where: Mapping[str, Any] | None,
-    overrides: Mapping[str, Any],
-    index_lock: AbstractContextManager,
-) -> Proposals:
-    """`answer` as one shard of several gives it (see `Proposals`)."""
-    plan = _Plan.of(fitted, store, settings, top_k, where, overrides)
-    if plan.chosen.rescore == "off" or plan.narrow is not None:
-        args = (fitted, store, settings, vectors, top_k, where, overrides, index_lock)
-        return Proposals(answer(*args))
-    records = rescoring.propose(
-        fitted.kernel,
-        fitted.index,
-        plan.raw(vectors),
-        top_k,
-        raw_lookup=store.vectors,
-        allowed=plan.allowed,
-        space=plan.chosen.rescore,
-        rescorer=plan.rescorer,
-        candidates=plan.candidates,
-        index_lock=index_lock,
-    )
-    hits = _hits(store, records.scores, records.rows, records.kind, records.proposed_of)
-    return Proposals(Answer(hits, fitted.fitted_at), records.proposed, records.fetch)
-
-
 @dataclass(frozen=True)
-class _Plan:
-    """What a search runs with: the settings a query's overrides chose, and what follows."""
+class Plan:
+    """What a search runs with: the raw query vectors, the collection's settings with a
+    query's overrides (rescore, rescore_k, candidates, shortlist) applied, and what follows
+    from them; `where` filters by metadata before the index is searched."""
 
+    raw: np.ndarray
+    top_k: int
     chosen: Settings
     rescorer: WhiteningKernel
     candidates: int | None
     narrow: rescoring.Narrow | None
     allowed: np.ndarray | None
-    dimension: int
 
     @classmethod
     def of(
@@ -163,10 +105,12 @@ class _Plan:
         fitted: Fitted,
         store: DocumentStore,
         settings: Settings,
+        vectors: Any,
         top_k: int,
         where: Mapping[str, Any] | None,
         overrides: Mapping[str, Any],
-    ) -> "_Plan":
+    ) -> "Plan":
+        raw = as_matrix(vectors, store.dimension, "vectors")
         chosen = settings.search(**overrides)
         rescorer = (
             fitted.rescorer
@@ -180,10 +124,49 @@ class _Plan:
         )
         narrow = _narrow(fitted, chosen, top_k, overrides.get("shortlist") is not None)
         allowed = None if where is None else store.matching(where)
-        return cls(chosen, rescorer, candidates, narrow, allowed, store.dimension)
+        return cls(raw, top_k, chosen, rescorer, candidates, narrow, allowed)
 
-    def raw(self, vectors: Any) -> np.ndarray:
-        return as_matrix(vectors, self.dimension, "vectors")
+
+def answer(
+    fitted: Fitted, store: DocumentStore, plan: Plan, index_lock: AbstractContextManager
+) -> Answer:
+    """The `plan.top_k` documents nearest each query vector of the `plan`."""
+    scores, rows, kind = rescoring.search(
+        fitted.kernel,
+        fitted.index,
+        plan.raw,
+        plan.top_k,
+        allowed=plan.allowed,
+        raw_lookup=None if plan.chosen.rescore == "off" else store.vectors,
+        space=plan.chosen.rescore,
+        rescorer=plan.rescorer,
+        candidates=plan.candidates,
+        narrow=plan.narrow,
+        index_lock=index_lock,
+    )
+    return Answer(_hits(store, scores, rows, kind), fitted.fitted_at)
+
+
+def propose(
+    fitted: Fitted, store: DocumentStore, plan: Plan, index_lock: AbstractContextManager
+) -> Proposals:
+    """`answer` as one shard of several gives it (see `Proposals`)."""
+    if plan.chosen.rescore == "off" or plan.narrow is not None:
+        return Proposals(answer(fitted, store, plan, index_lock))
+    records = rescoring.propose(
+        fitted.kernel,
+        fitted.index,
+        plan.raw,
+        plan.top_k,
+        raw_lookup=store.vectors,
+        allowed=plan.allowed,
+        space=plan.chosen.rescore,
+        rescorer=plan.rescorer,
+        candidates=plan.candidates,
+        index_lock=index_lock,
+    )
+    hits = _hits(store, records.scores, records.rows, records.kind, records.proposed_of)
+    return Proposals(Answer(hits, fitted.fitted_at), records.proposed, records.fetch)
 
 
 def _narrow(fitted: Fitted, settings: Settings, top_k: int, asked: bool) -> rescoring.Narrow | None:

@@ -360,10 +360,10 @@ def table(figures: dict[str, Any]) -> str:
             "",
             "- same top-10 ids: of the queries, those whose 10 hits are the single node's in "
             "the same order; lower: those with a score below the single node's at some rank. "
-            "On the defaults each shard proposes its own candidates from its own index, so 2 "
-            "shards re-score twice as many: where their hits differ they are closer to the "
-            "query, not farther. With enough candidates for every exact top 10, the kernel "
-            "alone decides, and the answers must be the single node's",
+            "Shards train their SQ8 codes on every shard's range and the merge keeps the "
+            "candidates one index would re-score (docs/SCALING.md), so on the defaults the "
+            "answers must be the single node's; with enough candidates for every exact top "
+            "10, the kernel alone decides",
             f"- paired ({len(figures['paired_ms']['single'])} queries: each round's test queries "
             "asked of the three systems back to back, the order rotating): on the same query, "
             f"the Ray application with 1 shard adds {ray[0]:+.1f} ms to the single node "

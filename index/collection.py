@@ -38,7 +38,7 @@ from index.encoder import (
 )
 from index.errors import InvalidInput, InvalidVectors, ModelMismatch, NotFitted, StorageError
 from index.kernel import WhiteningKernel
-from index.search import Answer, Fitted, Hit
+from index.search import Answer, Fitted, Hit, Plan, Proposals
 from index.shortlist import Shortlist, remove_stale_codes
 from index.snapshots import (
     Manifest,
@@ -244,12 +244,30 @@ class Collection:
             return Statistics(0, np.zeros(d), np.zeros((d, d)))
         return Statistics.of(vectors)
 
-    def prepare_fit(self, kernel: WhiteningKernel, settings: Settings, fitted_at: str) -> str:
+    def extremes(self, kernel: WhiteningKernel) -> np.ndarray:
+        """Each dimension's lowest and highest value over the stored vectors through `kernel`
+        (two rows; none when nothing is stored): a sharded fit trains every shard's index on
+        all shards' extremes when its spec learns only their range."""
+        _, vectors = self._store.vectors()
+        if not len(vectors):
+            return np.empty((0, kernel.k_), np.float32)
+        transformed = kernel.transform(vectors)
+        return np.stack([transformed.min(axis=0), transformed.max(axis=0)])
+
+    def prepare_fit(
+        self,
+        kernel: WhiteningKernel,
+        settings: Settings,
+        fitted_at: str,
+        training: np.ndarray | None = None,
+    ) -> str:
         """Phase one of a fit decided elsewhere (a sharded collection's): the index built with
-        `kernel` from the stored vectors and saved as a snapshot the manifest does not point at
-        yet; its name. Queries go on with the current pair until `commit_fit`."""
+        `kernel` from the stored vectors (trained on `training` if given, see `extremes`) and
+        saved as a snapshot the manifest does not point at yet; its name. Queries go on with
+        the current pair until `commit_fit`."""
         with self._write_lock:
-            fitted = self._fitted_with(kernel, settings, fitted_at, *self._store.vectors())
+            rows, vectors = self._store.vectors()
+            fitted = self._fitted_with(kernel, settings, fitted_at, rows, vectors, training)
             snapshot = write_snapshot(self.path, kernel, fitted.index, fitted.shortlist)
             self._staged[snapshot] = (settings, fitted)
         return snapshot
@@ -315,16 +333,25 @@ class Collection:
         **overrides: Any,
     ) -> Answer:
         """`search_vectors`, and which kernel answered (the service reports it per response)."""
-        return search.answer(
-            self._require_fitted(),
-            self._store,
-            self.manifest.settings,
-            vectors,
-            top_k,
-            where,
-            overrides,
-            self._index_lock,
-        )
+        return search.answer(*self._planned(vectors, top_k, where, overrides))
+
+    def propose(
+        self,
+        vectors: Any,
+        top_k: int = 10,
+        where: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Proposals:
+        """`answer` as one shard of a sharded collection gives it (`search.Proposals`)."""
+        return search.propose(*self._planned(vectors, top_k, where, overrides))
+
+    def _planned(
+        self, vectors: Any, top_k: int, where: Mapping[str, Any] | None, overrides: dict[str, Any]
+    ) -> tuple[Fitted, DocumentStore, Plan, threading.Lock]:
+        """What `search.answer` and `search.propose` take for this query."""
+        fitted, settings = self._require_fitted(), self.manifest.settings
+        plan = Plan.of(fitted, self._store, settings, vectors, top_k, where, overrides)
+        return fitted, self._store, plan, self._index_lock
 
     def transform(self, vectors: Any) -> np.ndarray:
         """Raw vectors of this collection's model through its kernel."""
@@ -482,10 +509,12 @@ class Collection:
         fitted_at: str,
         rows: np.ndarray,
         vectors: np.ndarray,
+        training: np.ndarray | None = None,
     ) -> Fitted:
-        """`kernel`'s index of the stored `rows` (their raw `vectors`: every stored one), and its
-        shortlist if `settings` keep one."""
-        index = VectorIndex.build(kernel.k_, settings.index_spec, kernel.transform(vectors), rows)
+        """`kernel`'s index of the stored `rows` (their raw `vectors`: every stored one; trained
+        on `training` if given), and its shortlist if `settings` keep one."""
+        transformed = kernel.transform(vectors)
+        index = VectorIndex.build(kernel.k_, settings.index_spec, transformed, rows, training)
         shortlist = (
             None
             if settings.shortlist is None

@@ -89,6 +89,16 @@ class IndexSpec:
     """Bytes that do not grow with the vectors: codebooks, centroids, quantizer ranges."""
     min_train: int
     """Vectors needed to train (0: no training)."""
+    trained_by_range: bool = False
+    """Training learns only each dimension's range (SQ codes): the range of several sets of
+    vectors is that of their extremes, so shards that train on every shard's extremes code a
+    vector as one index trained on them all would (`index.shards`)."""
+
+    @property
+    def trains_apart(self) -> bool:
+        """Shards of a collection train indexes of this spec each on its own vectors (IVF
+        lists, PQ codebooks: they do not merge), so their codes differ from shard to shard."""
+        return self.min_train > 0 and not self.trained_by_range
 
     def estimated_bytes(self, n: int) -> int:
         """Memory of the index holding `n` vectors (codes and the fixed part)."""
@@ -142,6 +152,7 @@ def parse(spec: object, dim: int) -> IndexSpec:
             code_bytes=codec.code_bytes + IVF_ID_BYTES,
             fixed_bytes=codec.fixed_bytes + 4 * nlist * dim,
             min_train=max(nlist, codec.min_train),
+            trained_by_range=False,  # its lists are k-means centroids
         )
     return _codec(text, dim, groups["codec"], groups["m"], groups["nbits"])
 
@@ -151,7 +162,7 @@ def _codec(text: str, dim: int, codec: str, m: str | None, nbits: str | None) ->
     if codec == "Flat":
         return IndexSpec(text, dim, False, 4 * dim, 0, 0)
     if codec in _SQ_BITS:
-        return IndexSpec(text, dim, False, math.ceil(_SQ_BITS[codec] * dim / 8), 8 * dim, 1)
+        return IndexSpec(text, dim, False, math.ceil(_SQ_BITS[codec] * dim / 8), 8 * dim, 1, True)
     if codec == "RaBitQ":
         return IndexSpec(text, dim, False, math.ceil(dim / 8) + 8, 4 * dim, 1)
     subquantizers = _bounded(text, "m", m, (1, dim))

@@ -13,8 +13,10 @@ vector reads per query. The space of those cosines is a choice:
 """
 
 import copy
+import heapq
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -102,32 +104,107 @@ def search(
     `rescoring_kernel`: "kernel_cosine"). `narrow` (a shortlist, `index.shortlist`) may cut
     the candidates down before their raw vectors are read.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
-    queries = kernel.transform(raw_queries)
-    fetch = top_k
-    if raw_lookup is not None:
-        fetch = default_candidates(top_k) if candidates is None else candidates
-        if isinstance(fetch, bool) or not isinstance(fetch, int) or fetch < top_k:
-            raise InvalidInput(f"candidates must be an integer ≥ top_k ({top_k}), got {fetch!r}")
-        # more candidates than vectors find nothing more, and FAISS allocates every one asked
-        fetch = min(fetch, max(index.ntotal, top_k))
-    lock: AbstractContextManager = index_lock or nullcontext()
-    with lock:
-        scores, ids = index.search(queries, fetch, allowed)
+    _check_top_k(top_k)
+    fetch = top_k if raw_lookup is None else _within(_fetch(top_k, candidates), top_k, index)
+    scores, ids = _proposed(kernel, index, raw_queries, fetch, allowed, index_lock)
     if raw_lookup is None:
         return scores, ids, index.score_kind
     if narrow is not None:
         ids = narrow(raw_queries, ids)
+    project = _projection(space, rescorer)
+    exact, rows, _ = _rescore(raw_queries, ids, top_k, raw_lookup, project, _best(top_k))
+    return exact, rows, SCORE_KINDS[space]
+
+
+@dataclass(frozen=True)
+class Records:
+    """A shard's share of a search over shards (`index.shards.merge`): what one index over every
+    shard would have re-scored is the best `fetch` candidates by index score across shards, so
+    each shard gives the index scores of all it proposed (`proposed`, per query, best first)
+    and, re-scored, each candidate that is among the top k of the candidates proposed up to it
+    (`scores`, `rows` and their index scores `proposed_of`, per query, −1 padded rows): the
+    merged top k among any prefix of its candidates is among those."""
+
+    proposed: list[np.ndarray]
+    scores: np.ndarray
+    rows: np.ndarray
+    proposed_of: np.ndarray
+    fetch: int
+    kind: str
+
+
+def propose(
+    kernel: WhiteningKernel,
+    index: VectorIndex,
+    raw_queries: np.ndarray,
+    top_k: int,
+    *,
+    raw_lookup: RawLookup,
+    allowed: np.ndarray | None = None,
+    space: str = "raw",
+    rescorer: WhiteningKernel | None = None,
+    candidates: int | None = None,
+    index_lock: AbstractContextManager | None = None,
+) -> Records:
+    """`search` with re-scoring and no narrowing, as one shard of several answers it."""
+    _check_top_k(top_k)
+    fetch = _fetch(top_k, candidates)
+    within = _within(fetch, top_k, index)
+    scores, ids = _proposed(kernel, index, raw_queries, within, allowed, index_lock)
+    project = _projection(space, rescorer)
+    exact, rows, at = _rescore(raw_queries, ids, ids.shape[1], raw_lookup, project, _records(top_k))
+    proposed_of = np.take_along_axis(scores, np.maximum(at, 0), axis=1)
+    return Records(
+        [query_scores[query_ids >= 0] for query_scores, query_ids in zip(scores, ids, strict=True)],
+        exact,
+        rows,
+        proposed_of,
+        fetch,
+        SCORE_KINDS[space],
+    )
+
+
+def _check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidInput(f"top_k must be a positive integer, got {top_k!r}")
+
+
+def _fetch(top_k: int, candidates: int | None) -> int:
+    """Candidates to propose per query for re-scoring: `candidates`, None: a few per result."""
+    fetch = default_candidates(top_k) if candidates is None else candidates
+    if isinstance(fetch, bool) or not isinstance(fetch, int) or fetch < top_k:
+        raise InvalidInput(f"candidates must be an integer ≥ top_k ({top_k}), got {fetch!r}")
+    return fetch
+
+
+def _within(fetch: int, top_k: int, index: VectorIndex) -> int:
+    """At most what `index` holds: more find nothing more, and FAISS allocates every one asked."""
+    return min(fetch, max(index.ntotal, top_k))
+
+
+def _proposed(
+    kernel: WhiteningKernel,
+    index: VectorIndex,
+    raw_queries: np.ndarray,
+    fetch: int,
+    allowed: np.ndarray | None,
+    index_lock: AbstractContextManager | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The index's scores and ids of its best `fetch` per query."""
+    queries = kernel.transform(raw_queries)
+    with index_lock or nullcontext():
+        return index.search(queries, fetch, allowed)
+
+
+def _projection(space: str, rescorer: WhiteningKernel | None) -> Callable[[np.ndarray], np.ndarray]:
+    """What raw vectors go through before their exact cosines in `space`."""
     if space == "kernel":
         if rescorer is None:
             raise InvalidInput("kernel-space re-scoring needs the kernel to re-score with")
-        project = _float32 if _is_rotation(rescorer) else rescorer.transform
-    elif space == "raw":
-        project = _float32
-    else:
-        raise InvalidInput(f"re-scoring space must be 'raw' or 'kernel', got {space!r}")
-    return (*_rescore(raw_queries, ids, top_k, raw_lookup, project), SCORE_KINDS[space])
+        return _float32 if _is_rotation(rescorer) else rescorer.transform
+    if space == "raw":
+        return _float32
+    raise InvalidInput(f"re-scoring space must be 'raw' or 'kernel', got {space!r}")
 
 
 def _is_rotation(kernel: WhiteningKernel) -> bool:
@@ -147,18 +224,53 @@ def _norms(vectors: np.ndarray) -> np.ndarray:
     return norms
 
 
+Keep = Callable[[np.ndarray], np.ndarray]
+"""A query's exact scores, in candidate order -> the positions kept, in the order returned."""
+
+
+def _best(top_k: int) -> Keep:
+    """The best `top_k` by exact score (ties: the candidate proposed first)."""
+    return lambda exact: np.argsort(-exact, kind="stable")[:top_k]
+
+
+def _records(top_k: int) -> Keep:
+    """Every candidate among the best `top_k` of those proposed up to it (ties: the one
+    proposed first), best first: whatever prefix of the candidates a merge keeps, its best
+    `top_k` are among these."""
+
+    def keep(exact: np.ndarray) -> np.ndarray:
+        best: list[float] = []
+        kept = []
+        for position, score in enumerate(exact.tolist()):
+            if len(best) < top_k:
+                heapq.heappush(best, score)
+            elif score > best[0]:
+                heapq.heapreplace(best, score)
+            else:
+                continue
+            kept.append(position)
+        positions = np.asarray(kept, np.int64)
+        return positions[np.argsort(-exact[positions], kind="stable")]
+
+    return keep
+
+
 def _rescore(
     raw_queries: np.ndarray,
     candidates: np.ndarray,
-    top_k: int,
+    width: int,
     raw_lookup: RawLookup,
     project: Callable[[np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
+    keep: Keep,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact scores, rows and positions among each query's `candidates` (n, width; −1 pads) of
+    the candidates `keep` picks."""
     rows, vectors = raw_lookup(np.unique(candidates[candidates >= 0]))
-    out_scores = np.zeros((len(raw_queries), top_k), np.float32)
-    out_ids = np.full((len(raw_queries), top_k), -1, np.int64)
+    out_scores = np.zeros((len(raw_queries), width), np.float32)
+    out_ids = np.full((len(raw_queries), width), -1, np.int64)
+    out_at = np.full((len(raw_queries), width), -1, np.int64)
     if not len(rows):
-        return out_scores, out_ids
+        return out_scores, out_ids, out_at
     # Candidates are divided by their lengths after the product, not scaled to unit length
     # first: that copy of every one cost 1 ms for 3,200 of them, ten times the product.
     vectors, queries = project(vectors), unit_rows(project(raw_queries))
@@ -168,7 +280,8 @@ def _rescore(
     for q, query in enumerate(queries):
         found = at[q][known[q]]
         exact = (vectors[found] @ query) / norms[found]
-        order = np.argsort(-exact, kind="stable")[:top_k]
+        order = keep(exact)
         out_scores[q, : len(order)] = exact[order]
         out_ids[q, : len(order)] = rows[found[order]]
-    return out_scores, out_ids
+        out_at[q, : len(order)] = np.flatnonzero(known[q])[order]
+    return out_scores, out_ids, out_at

@@ -5,10 +5,15 @@ kernel by itself: the sharded collection sums every shard's statistics (n, Σx, 
 derives one kernel, and installs it in two phases: every shard first builds its index with that
 kernel and writes it as a snapshot its manifest does not point at yet; only when all have, each
 switches, while queries wait for the switch to finish. So an answer never mixes two kernels, and
-it says which one answered (`fitted_at`, the same on every shard).
+it says which one answered (`fitted_at`, the same on every shard). An index that learns only each
+dimension's range (SQ codes, the default) is trained on every shard's extremes, which merge
+exactly too, so a vector's codes are the same on any shard as in one collection.
 
-A query is encoded once and sent to every shard; each proposes and re-scores its own candidates
-through the shared kernel, so their scores compare, and the merged top k is ordered by score.
+A query is encoded once and sent to every shard; each proposes its best candidates by index
+score and re-scores them through the shared kernel. One collection would re-score only the best
+`candidates` by index score across all shards, so the merge keeps those, and orders them by
+score (`merge`): with shared codes, the answer is one collection's. (Shards that train apart,
+IVF or PQ, and a shortlist, whose codes each shard trains on its own, answer as well, not alike.)
 Writes, deletes and gets go to the shard that owns each id. The shards here are `Collection`
 objects in this process; they are called only with and for plain data (documents, vectors,
 statistics, kernels), so a shard in another process can take their place.
@@ -27,13 +32,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from index import report
+from index import index_spec, report
 from index.collection import REFIT_GROWTH, Collection, WriteResult, not_fitted
 from index.documents import Document, StoredDocument, prepare
 from index.encoder import DEFAULT_BACKEND, Encoder, backend_of, usable_encoder
 from index.errors import Conflict, InvalidInput, NotFitted, NotFound, StorageError
 from index.kernel import WhiteningKernel
-from index.search import Answer, Hit
+from index.search import Answer, Hit, Proposals
 from index.snapshots import Manifest, Settings, now
 from index.statistics import Statistics
 from index.storage import atomic_write
@@ -250,7 +255,10 @@ class ShardedCollection:
                 raise NotFitted("the kernel is fitted once the collection holds 2 documents")
             kernel = WhiteningKernel(settings.beta, settings.gamma, settings.k).merge(total)
             fitted_at = now()
-            settled = self._settle(lambda shard: shard.prepare_fit(kernel, settings, fitted_at))
+            training = self._training(kernel, settings)
+            settled = self._settle(
+                lambda shard: shard.prepare_fit(kernel, settings, fitted_at, training)
+            )
             failures = [outcome for outcome in settled if isinstance(outcome, BaseException)]
             if failures:
                 for shard, outcome in zip(self.shards, settled, strict=True):
@@ -268,6 +276,15 @@ class ShardedCollection:
                     self._manifest = self._kernel = None  # asked again after the switch
         self.fit_error = None
         return WriteResult(0, 0, True, 0.0, time.perf_counter() - started)
+
+    def _training(self, kernel: WhiteningKernel, settings: Settings) -> np.ndarray | None:
+        """What every shard trains its index on: all shards' extremes through `kernel` when the
+        spec learns only their range (SQ codes: then each shard codes a vector as one index of
+        every vector would), else None (nothing to train, or each trains on its own vectors:
+        IVF lists, PQ codebooks do not merge)."""
+        if not index_spec.parse(settings.index_spec, kernel.k_).trained_by_range:
+            return None
+        return np.concatenate(self._each(lambda shard: shard.extremes(kernel)))
 
     def fit_if_due(self) -> WriteResult:
         """Fit the first kernel, or refit once the shards hold `refit_growth` times the
@@ -321,12 +338,17 @@ class ShardedCollection:
         return self.require_kernel().transform(vectors)
 
     def quantize(self, vectors: Any) -> np.ndarray:
-        """Refused: each shard trains its index's codes on its own vectors, so codes of one
-        shard do not compare with another's (kernel vectors do)."""
-        raise InvalidInput(
-            f"collection {self.name} is sharded: its index codes differ from shard to shard; "
-            "compare kernel vectors instead (codes=false)"
-        )
+        """The index codes of raw vectors, decoded, as every shard holds them: the same on each
+        where the index trains nothing or only a range (`_training`). Refused where each shard
+        trains its own (IVF lists, PQ codebooks): their codes do not compare; kernel vectors do."""
+        spec = index_spec.parse(self.settings.index_spec, self.require_kernel().k_)
+        if spec.trains_apart:
+            raise InvalidInput(
+                f"collection {self.name} is sharded and its index spec {spec.text!r} trains on "
+                "each shard's own vectors, so its codes differ from shard to shard: compare "
+                "kernel vectors instead (codes=false)"
+            )
+        return self.shards[0].quantize(vectors)
 
     def search(
         self, texts: Sequence[str], top_k: int = 10, where: Mapping[str, Any] | None = None
@@ -341,28 +363,25 @@ class ShardedCollection:
         where: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> Answer:
-        """Every shard's best `top_k`, merged by score; one kernel answered all of them.
+        """Every shard's proposals, merged as one index over them all would rank them (`merge`);
+        one kernel answered all of them.
 
         A shard that fails to answer (its process died, or its call timed out) is left out and
         named in `missing_shards`: the answer is partial, and says so. When none answers, the
         first failure is raised."""
         with self._gate.reading():
-            settled = self._settle(lambda shard: shard.answer(vectors, top_k, where, **overrides))
-        answers = [a for a in settled if isinstance(a, Answer)]
-        missing = tuple(i for i, a in enumerate(settled) if not isinstance(a, Answer))
-        if not answers:
+            settled = self._settle(lambda shard: shard.propose(vectors, top_k, where, **overrides))
+        proposals = [p for p in settled if isinstance(p, Proposals)]
+        missing = tuple(i for i, p in enumerate(settled) if not isinstance(p, Proposals))
+        if not proposals:
             raise settled[0]
-        kernels = {a.fitted_at for a in answers}
+        kernels = {p.answer.fitted_at for p in proposals}
         if len(kernels) != 1:
             raise StorageError(
                 f"the shards of {self.name} hold different kernels ({sorted(map(str, kernels))}): "
                 "fit the collection again"
             )
-        merged = [
-            sorted((hit for a in answers for hit in a.hits[q]), key=lambda h: -h.score)[:top_k]
-            for q in range(len(answers[0].hits))
-        ]
-        return Answer(merged, answers[0].fitted_at, missing)
+        return Answer(merge(proposals, top_k), proposals[0].answer.fitted_at, missing)
 
     def existing(self, ids: Sequence[str]) -> list[str]:
         """The ids among `ids` that are stored, in the order given."""
@@ -439,6 +458,44 @@ class ShardedCollection:
         """`ids` by the shard that owns them, each list in the order given."""
         ids = list(ids)
         return [[ids[p] for p in positions] for positions in self._positions(ids)]
+
+
+def merge(proposals: Sequence[Proposals], top_k: int) -> list[list[Hit]]:
+    """The shards' proposals as one collection of all their documents answers: re-scored, the
+    best `top_k` of the `fetch` candidates with the best index scores across shards (the
+    shards share the index's training where it merges, `ShardedCollection._training`); without
+    re-scoring, the best by score. Where several candidates tie on the last index score kept,
+    the first shards' come first."""
+    proposed = [p.proposed for p in proposals if p.proposed is not None]
+    merged = []
+    for q in range(len(proposals[0].answer.hits)):
+        hits = [hit for p in proposals for hit in p.answer.hits[q]]
+        if len(proposed) == len(proposals):
+            kept = _best_proposed([scores[q] for scores in proposed], proposals[0].fetch)
+            hits = [hit for hit in hits if kept(hit.proposed)]
+        merged.append(sorted(hits, key=lambda hit: -hit.score)[:top_k])
+    return merged
+
+
+def _best_proposed(proposed: Sequence[np.ndarray], fetch: int) -> Callable[[float | None], bool]:
+    """Whether an index score is among the best `fetch` of all `proposed` (the first ones of
+    a tie on the last score kept)."""
+    scores = np.concatenate(proposed)
+    if len(scores) <= fetch:
+        return lambda score: True
+    last = float(-np.partition(-scores, fetch - 1)[fetch - 1])
+    room = fetch - int(np.sum(scores > last))
+
+    def kept(score: float | None) -> bool:
+        nonlocal room
+        if score is None or score < last:
+            return False
+        if score > last:
+            return True
+        room -= 1
+        return room >= 0
+
+    return kept
 
 
 class _SwitchGate:

@@ -61,10 +61,20 @@ class VectorIndex:
         self.saved_bytes_per_vector: float | None = None
 
     @classmethod
-    def build(cls, dim: int, spec: str, vectors: np.ndarray, ids: np.ndarray) -> "VectorIndex":
-        """A new index holding `vectors` under `ids`, trained on them when the spec needs it."""
+    def build(
+        cls,
+        dim: int,
+        spec: str,
+        vectors: np.ndarray,
+        ids: np.ndarray,
+        training: np.ndarray | None = None,
+    ) -> "VectorIndex":
+        """A new index holding `vectors` under `ids`, trained when the spec needs it: on
+        `training` if given (a sharded fit's extremes of every shard), else on `vectors`."""
         order = np.argsort(_as_ids(ids), kind="stable")
         index = cls(dim, spec)
+        if training is not None:
+            index._train(index._codes(training))
         index.add(as_matrix(vectors, dim, "vectors")[order], _as_ids(ids)[order])
         return index
 
@@ -280,6 +290,7 @@ class VectorIndex:
         return out_scores, out_ids
 
     def _train(self, codes: np.ndarray) -> None:
+        faiss.omp_set_num_threads(FAISS_THREADS)
         try:
             self._index.train(codes)
         except RuntimeError as exc:

@@ -39,10 +39,12 @@ SHARD_METHODS = frozenset(
         "get",
         "documents",
         "statistics",
+        "extremes",
+        "quantize",
         "prepare_fit",
         "commit_fit",
         "abort_fit",
-        "answer",
+        "propose",
     }
 )
 """What a sharded collection asks of a shard (index.shards): nothing else crosses."""

@@ -99,16 +99,23 @@ def test_refit_and_compression_report_see_every_shard(client: TestClient) -> Non
         assert have["bytes_per_vector"] == want["bytes_per_vector"]
 
 
-def test_codes_of_a_sharded_collection_are_refused_with_the_way_out(client: TestClient) -> None:
-    response = client.post(
-        "/similarity",
-        json={
-            "pairs": [{"text1": "a dog", "text2": "a cat"}],
-            "collection": "sharded",
-            "codes": True,
-        },
-    )
-    assert response.status_code == 422 and "codes=false" in response.text
+def test_codes_of_a_sharded_collection_are_served_where_shards_train_alike(
+    client: TestClient,
+) -> None:
+    """SQ8 shards train on every shard's range, so their codes compare (tests/test_shards.py
+    checks they are one collection's); shards of an IVF spec train their own lists, and their
+    codes are refused with the way out."""
+    documents = [{"id": f"doc-{i}", "text": t} for i, t in enumerate(TEXTS)]
+    for name, spec in (("sq", "SQ8"), ("ivf", "IVF2,Flat")):
+        body = {"name": name, "index_spec": spec, "shards": 3}
+        assert client.post("/collections", json=body).status_code == 201
+        added = client.post(f"/collections/{name}/documents", json={"documents": documents})
+        assert added.status_code == 201, added.text
+    pairs = [{"text1": "a dog", "text2": "a cat"}]
+    served = client.post("/similarity", json={"pairs": pairs, "collection": "sq", "codes": True})
+    assert served.status_code == 200 and served.json()["space"] == "index", served.text
+    refused = client.post("/similarity", json={"pairs": pairs, "collection": "ivf", "codes": True})
+    assert refused.status_code == 422 and "codes=false" in refused.text
 
 
 def test_shards_out_of_range_are_refused(client: TestClient) -> None:

@@ -460,6 +460,9 @@ def test_cluster_http_smoke_pairs_the_ray_application_with_the_single_node(
     for name in ("ray-1", "ray-2"):
         wide = figures["same_as_single_wide"][name]
         assert wide["same_ids"] == figures["queries"] and wide["worse"] == 0, wide
+        # on the defaults too: the shards share the SQ8 range and merge as one index would
+        same = figures["same_as_single"][name]
+        assert same["same_ids"] == figures["queries"] and same["max_score_difference"] < 1e-6
     queries = figures["queries"]
     assert all(len(ms) == queries for ms in figures["paired_ms"].values())
     for timing in figures["paired_server_ms"].values():

@@ -99,20 +99,20 @@ def _when(figures: dict[str, Any]) -> str:
     its passes took (runs before `pass_seconds` was kept do not say)."""
     started = figures.get("started", [])
     resumed = f"started {started[0]}, resumed {', '.join(started[1:])}, " if started[1:] else ""
-    seconds = {(r["repetition"], r["run"]): r.get("pass_seconds") for r in figures["rows"]}
+    seconds = [row.get("pass_seconds") for row in _one_per_pass(figures["rows"])]
     took = (
-        f". The passes took {sum(seconds.values()) / 60:.0f} min in all (waits for the load to "
+        f". The passes took {sum(seconds) / 60:.0f} min in all (waits for the load to "
         "settle not included)"
-        if seconds and None not in seconds.values()
+        if seconds and None not in seconds
         else ""
     )
     return f"{resumed}finished {figures['finished']}{took}"
 
 
 def header(figures: dict[str, Any]) -> str:
-    passes = {(row["repetition"], row["run"]): row["load_average_start"] for row in figures["rows"]}
-    starts = [load[0] for load in passes.values()]
-    systems = list(dict.fromkeys(run for _, run in passes))
+    passes = _one_per_pass(figures["rows"])
+    starts = [row["load_average_start"][0] for row in passes]
+    systems = list(dict.fromkeys(row["run"] for row in passes))
     cores = figures["cores"]
     loaded = sum(load > cores for load in starts)
     text = (

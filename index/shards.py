@@ -464,37 +464,34 @@ def merge(proposals: Sequence[Proposals], top_k: int) -> list[list[Hit]]:
     """The shards' proposals as one collection of all their documents answers: re-scored, the
     best `top_k` of the `fetch` candidates with the best index scores across shards (the
     shards share the index's training where it merges, `ShardedCollection._training`); without
-    re-scoring, the best by score. Where several candidates tie on the last index score kept,
-    the first shards' come first."""
+    re-scoring, the best by score."""
     proposed = [p.proposed for p in proposals if p.proposed is not None]
     merged = []
     for q in range(len(proposals[0].answer.hits)):
         hits = [hit for p in proposals for hit in p.answer.hits[q]]
         if len(proposed) == len(proposals):
-            kept = _best_proposed([scores[q] for scores in proposed], proposals[0].fetch)
-            hits = [hit for hit in hits if kept(hit.proposed)]
+            scores = np.concatenate([shard[q] for shard in proposed])
+            hits = _best_proposed(hits, scores, proposals[0].fetch)
         merged.append(sorted(hits, key=lambda hit: -hit.score)[:top_k])
     return merged
 
 
-def _best_proposed(proposed: Sequence[np.ndarray], fetch: int) -> Callable[[float | None], bool]:
-    """Whether an index score is among the best `fetch` of all `proposed` (the first ones of
-    a tie on the last score kept)."""
-    scores = np.concatenate(proposed)
+def _best_proposed(hits: list[Hit], scores: np.ndarray, fetch: int) -> list[Hit]:
+    """The `hits` whose index score is among the best `fetch` of all proposed `scores` (of a
+    tie on the last score kept, the first ones: the first shards')."""
     if len(scores) <= fetch:
-        return lambda score: True
+        return hits
     last = float(-np.partition(-scores, fetch - 1)[fetch - 1])
-    room = fetch - int(np.sum(scores > last))
-
-    def kept(score: float | None) -> bool:
-        nonlocal room
-        if score is None or score < last:
-            return False
-        if score > last:
-            return True
-        room -= 1
-        return room >= 0
-
+    room = fetch - int(np.sum(scores > last))  # places left for scores equal to the last
+    kept = []
+    for hit in hits:
+        if hit.proposed is None or hit.proposed < last:
+            continue
+        if hit.proposed == last:
+            room -= 1
+            if room < 0:
+                continue
+        kept.append(hit)
     return kept
 
 

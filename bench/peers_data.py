@@ -143,10 +143,11 @@ class Bench:
             "top 10 of the model's vectors (sentence-transformers on torch, cosine)"
         )
 
-    def write_documents(self, path: Path) -> Path:
-        """The documents as jsonl (id, text), the form the peers' drivers ingest."""
+    def write_documents(self, path: Path, count: int | None = None) -> Path:
+        """The documents (the first `count` of them) as jsonl (id, text), the form the peers'
+        drivers ingest."""
         with path.open("w", encoding="utf-8") as handle:
-            for doc_id, text in zip(self.doc_ids, self.documents, strict=True):
+            for doc_id, text in zip(self.doc_ids[:count], self.documents[:count], strict=True):
                 handle.write(json.dumps({"id": doc_id, "text": text}) + "\n")
         return path
 

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 
+ENCODER_SAMPLE = 1024
+"""The corpus's first documents the encoder alone encodes as an ingest chunk, for its docs/s:
+32 batches of the shared encoder's 32, a few seconds of sentences or half a minute of abstracts,
+as it runs twice after every pass."""
+
 
 def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -> list[Result]:
     """Ingest, query and measure one peer in its own environment, from a fresh directory."""
@@ -49,13 +54,23 @@ def drive_peer(bench: Bench, peer: Peer, work: Path, args: argparse.Namespace) -
     return results
 
 
-def encoder_alone(bench: Bench, work: Path, path: str = "shared") -> float:
-    """The shared encoder by itself, each query alone in a process of its own
-    (bench/drivers/encoder_driver.py), the peers' way or (`path` "ours") through ours' encoder:
-    its p50 ms, to read a pass's query latency against."""
-    job = {"workdir": str(work), "documents": None, "path": path, **SHARED.job()}
+def encoder_alone(bench: Bench, work: Path, path: str = "shared") -> dict[str, float]:
+    """The shared encoder by itself in a process of its own (bench/drivers/encoder_driver.py),
+    the peers' way or (`path` "ours") through ours' encoder: its docs/s on the corpus's first
+    ENCODER_SAMPLE documents and its p50 ms over the queries, to read a pass's ingest and query
+    latency against; keys `[ours_]encoder_alone_docs_per_s`, `..._ms_p50`, and how many
+    documents it encoded."""
+    work.mkdir(parents=True, exist_ok=True)
+    sample = bench.write_documents(work / "sample.jsonl", ENCODER_SAMPLE)
+    job = {"workdir": str(work), "documents": str(sample), "path": path, **SHARED.job()}
     figures = run_driver(bench, "encoder", sys.executable, job, work)
-    return 1000 * statistics.median(figures["settings"][0]["seconds"])
+    prefix = "ours_" if path == "ours" else ""
+    seconds = figures["settings"][0]["seconds"]
+    return {
+        "encoder_alone_documents": figures["documents"],
+        f"{prefix}encoder_alone_docs_per_s": figures["documents"] / figures["ingest_seconds"],
+        f"{prefix}encoder_alone_ms_p50": 1000 * statistics.median(seconds),
+    }
 
 
 def _results(bench: Bench, system: str, figures: dict[str, Any], size: int) -> list[Result]:

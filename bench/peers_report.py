@@ -160,6 +160,7 @@ def notes(figures: dict[str, Any]) -> list[str]:
             f"encoder; ours' encoding code adds {spread(added, 1)} ms "
             f"({len(paths)} pass{'es' if len(paths) > 1 else ''})."
         )
+    lines += _chunk_alone(figures["rows"])
     for (system, setting), rows in groups(figures["rows"]).items():
         if rows[0].get("encode_ms_p50") is not None:
             embedded = "embedded" in system
@@ -169,6 +170,15 @@ def notes(figures: dict[str, Any]) -> list[str]:
                 f"{spread(values(rows, 'encode_ms_p50'), 1)} ms and search "
                 f"{spread(values(rows, 'search_ms_p50'), 2)} ms per query (medians of the "
                 "passes' medians)."
+            )
+        if "encode_over_alone_ms_p50" in rows[0]:
+            over = spread(values(rows, "encode_over_alone_ms_p50"), 2)
+            lines.append(
+                f"{system}: query by query in its process, Engine.query's encoding took "
+                f"{spread(values(rows, 'paired_encode_ms_p50'), 1)} ms against "
+                f"{spread(values(rows, 'encode_alone_ms_p50'), 1)} ms for the same text encoded "
+                "alone right after it on the same thread (Engine.search.embed, not timed in the "
+                f"query), a median difference of {over} ms per pass."
             )
         if "job_encode_seconds" in rows[0]:
             lines.append(
@@ -200,6 +210,40 @@ def notes(figures: dict[str, Any]) -> list[str]:
             versions = ", ".join(f"{k} {v}" for k, v in rows[0]["versions"].items())
             lines.append(f"{system}: {versions}.")
     return list(dict.fromkeys(lines))
+
+
+def _chunk_alone(rows: Sequence[Row]) -> list[str]:
+    """What the encoder alone encodes of the corpus, bare and through ours' code, and each
+    system's ingest over it: docs/s of its pass's ingest over the bare encoder alone's after it."""
+    passes = [row for row in _one_per_pass(rows) if "encoder_alone_docs_per_s" in row]
+    if not passes:
+        return []
+    ratio = [r["ours_encoder_alone_docs_per_s"] / r["encoder_alone_docs_per_s"] for r in passes]
+    lines = [
+        f"encoders alone on documents: both encoder-alone processes first encode the corpus's "
+        f"first {passes[0]['encoder_alone_documents']:,} documents as one ingest chunk (nothing "
+        f"stored): bare {spread(values(passes, 'encoder_alone_docs_per_s'), 1)} docs/s, ours' "
+        f"encoding code {spread(values(passes, 'ours_encoder_alone_docs_per_s'), 1)}, "
+        f"{spread(ratio, 3)} times the bare rate ({len(passes)} passes)."
+    ]
+    ingests = [r for r in rows if r.get("ingest_docs_per_s") and "encoder_alone_docs_per_s" in r]
+    shares = {
+        row["system"]: [
+            r["ingest_docs_per_s"] / r["encoder_alone_docs_per_s"]
+            for r in ingests
+            if r["system"] == row["system"]
+        ]
+        for row in ingests
+    }
+    if shares:
+        lines.append(
+            "ingest over the encoder alone: each pass's ingest docs/s over the bare encoder "
+            "alone's on those documents right after it: "
+            + ", ".join(f"{system} {spread(share, 2)}" for system, share in shares.items())
+            + " (the corpus's mean length differs from its first documents': the systems "
+            "compare with one another, not with 1)."
+        )
+    return lines
 
 
 def tables(figures: dict[str, Any]) -> str:

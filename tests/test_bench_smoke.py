@@ -6,6 +6,7 @@ rotting. The quality smoke run needs ../shared/data and skips without it.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,6 +213,13 @@ def test_peers_smoke_on_one_encoder_runs_every_system_through_it(
     # And ours' encoder alone beside it: what ours' encoding code adds to the bare encoder.
     assert all(row["ours_encoder_alone_ms_p50"] > 0 for row in figures["rows"])
     assert "ours' encoding code adds" in table
+    # Both encode the corpus's first documents too: every ingest is read against that rate.
+    rates = ("encoder_alone_docs_per_s", "ours_encoder_alone_docs_per_s")
+    assert all(row[rate] > 0 for row in figures["rows"] for rate in rates)
+    assert re.search(r"ingest over the encoder alone: .*ours, HTTP service \d+\.\d\d", table)
+    # In process, each query's encoding beside the same text encoded alone right after it.
+    assert 0 < embedded["encode_alone_ms_p50"] < embedded["query_ms_p50"]
+    assert "query by query in its process" in table
     for peer in PEERS:
         measured = [row for row in figures["rows"] if row["system"] == peer.name]
         if peer.missing(PEERS_DIR) is not None:

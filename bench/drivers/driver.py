@@ -67,6 +67,10 @@ class System(ABC):
         """Timings the system reports about its own queries (none by default)."""
         return {}
 
+    def aside(self, text: str) -> None:  # noqa: B027 (most systems do nothing between queries)
+        """Untimed work right after each timed query (none by default): the embedded run times
+        the same text's encoding alone there, so the two are compared query by query."""
+
     def server_pid(self) -> int | None:
         """The process whose peak memory to report when it is not this one (a server's)."""
         return None
@@ -115,6 +119,7 @@ def _measure(system: System, job: Job) -> dict[str, Any]:
             begun = time.perf_counter()
             rankings.append(system.search(text, top_k))
             seconds.append(time.perf_counter() - begun)
+            system.aside(text)
         setting = {
             "setting": description,
             "seconds": seconds,

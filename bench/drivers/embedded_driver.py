@@ -5,8 +5,14 @@ same WHITENED_SEARCH_* variables), so the difference from the HTTP figures is wh
 (client, uvicorn, FastAPI, JSON) costs per query, and nothing else. Queries run in one worker
 thread, as the server runs them (FastAPI's threadpool): called from the main thread, encoding
 and FAISS were 5 to 40 times slower here on a loaded 2-core machine (OpenMP pools contending).
+
+After each timed query the same text is encoded alone (Engine.search.embed, the same encoder
+call without the search) on the same thread, timed and not counted in the query's time: the two
+encodings are compared query by query, in one process, minutes apart from nothing.
 """
 
+import statistics
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import driver
@@ -23,6 +29,8 @@ class Embedded(driver.System):
         self.name = job["collection"]
         self.worker = ThreadPoolExecutor(1)
         self.split: list[tuple[float, float]] = []
+        self.paired: list[tuple[float, float]] = []
+        """(encoding inside Engine.query, the same text's encoding alone right after), seconds."""
         self.search("warm up", 1)  # the server loads its model before serving
 
     def ingest(self, ids: list[str], texts: list[str]) -> None:
@@ -38,12 +46,29 @@ class Embedded(driver.System):
         self.split.append((encode, search))
         return [hit.id for hit in answer.hits[0]]
 
+    def aside(self, text: str) -> None:
+        self.paired.append((self.split[-1][0], self.worker.submit(self._embed, text).result()))
+
+    def _embed(self, text: str) -> float:
+        """Seconds to encode `text` through the collection's encoder, on the worker thread."""
+        begun = time.perf_counter()
+        self.engine.search.embed(self.name, [text], "raw")
+        return time.perf_counter() - begun
+
     def inner(self) -> dict[str, float]:
         """Median encode and search ms inside Engine.query (the server's Server-Timing split),
-        over every call (the warm-up ones included: 4 of several hundred)."""
+        over every call (the warm-up ones included: 4 of several hundred); the timed queries'
+        encoding beside the same texts' encoding alone, and their median difference."""
         encode, search = sorted(s[0] for s in self.split), sorted(s[1] for s in self.split)
         middle = len(self.split) // 2
-        return {"encode_ms_p50": 1000 * encode[middle], "search_ms_p50": 1000 * search[middle]}
+        inner = {"encode_ms_p50": 1000 * encode[middle], "search_ms_p50": 1000 * search[middle]}
+        if self.paired:
+            inner |= {
+                "paired_encode_ms_p50": 1000 * statistics.median(p[0] for p in self.paired),
+                "encode_alone_ms_p50": 1000 * statistics.median(p[1] for p in self.paired),
+                "encode_over_alone_ms_p50": 1000 * statistics.median(a - b for a, b in self.paired),
+            }
+        return inner
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ and FAISS were 5 to 40 times slower here on a loaded 2-core machine (OpenMP pool
 
 After each timed query the same text is encoded alone (Engine.search.embed, the same encoder
 call without the search) on the same thread, timed and not counted in the query's time: the two
-encodings are compared query by query, in one process, minutes apart from nothing.
+encodings are compared query by query in one process, with no minutes between them.
 """
 
 import statistics

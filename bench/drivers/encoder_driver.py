@@ -35,7 +35,7 @@ class EncoderAlone(driver.System):
         else:
             encoder = driver.shared_encoder(job)
             if encoder is None:
-                raise SystemExit("encoder_driver.py measures the shared encoder: no job names it")
+                raise SystemExit("encoder_driver.py times the shared encoder: the job has none")
             self.encode = encoder.encode
         self.encode(["warm up"])  # ours loads its model on first use; torch's first pass is slow
 

@@ -227,13 +227,9 @@ def _chunk_alone(rows: Sequence[Row]) -> list[str]:
         f"{spread(ratio, 3)} times the bare rate ({len(passes)} passes)."
     ]
     ingests = [r for r in rows if r.get("ingest_docs_per_s") and "encoder_alone_docs_per_s" in r]
-    shares = {
-        row["system"]: [
-            r["ingest_docs_per_s"] / r["encoder_alone_docs_per_s"]
-            for r in ingests
-            if r["system"] == row["system"]
-        ]
-        for row in ingests
+    shares = {  # a system's ingest rows share its first setting
+        system: [r["ingest_docs_per_s"] / r["encoder_alone_docs_per_s"] for r in passes_of]
+        for (system, _), passes_of in groups(ingests).items()
     }
     if shares:
         lines.append(

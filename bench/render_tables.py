@@ -308,6 +308,7 @@ RENDERERS: dict[str, Renderer] = {
     "peers-reuters-20000": peers("peers_reuters_20000"),
     "peers-shared-reuters-20000": peers("peers_shared_reuters_20000"),
     "peers-reuters-100000": peers("peers_reuters_100000"),
+    "peers-shared-reuters-100000": peers("peers_shared_reuters_100000"),
     "served-bytes-scifact": measured(served_bytes("scifact"), "served_bytes_scifact"),
     "served-bytes-reuters": measured(served_bytes("reuters"), "served_bytes_reuters"),
     "served-bytes-budgets": measured(

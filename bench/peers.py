@@ -202,9 +202,13 @@ def beside_encoder(
 
 
 def result_name(bench: Bench) -> str:
-    """peers, peers_shared (the shared encoder), peers[_shared]_reuters_N (Reuters)."""
+    """peers, peers_shared (the shared encoder); peers[_shared]_reuters_N (Reuters) and
+    peers[_shared]_scifact_N (`--docs` N of SciFact): a run on part of a corpus never replaces
+    the table of the whole."""
     name = "peers" + ("_shared" if bench.shared_encoder else "")
-    return name if bench.labelled else f"{name}_reuters_{len(bench.doc_ids)}"
+    if not bench.labelled:
+        return f"{name}_reuters_{len(bench.doc_ids)}"
+    return f"{name}_scifact_{len(bench.doc_ids)}" if bench.subset else name
 
 
 def write(bench: Bench, passes: Passes, skipped: Sequence[str], out: Path) -> Path:

@@ -89,6 +89,8 @@ class Bench:
     model_name: str
     shared_encoder: bool = False
     """`--encoder shared` (SHARED) rather than each system's own."""
+    subset: bool = False
+    """`--docs` took part of SciFact: its results are named apart from the whole corpus's."""
 
     @classmethod
     def load(cls, root: Path, args: argparse.Namespace) -> "Bench":
@@ -114,6 +116,7 @@ class Bench:
             model=model,
             model_name=args.model or "all-MiniLM-L6-v2 (bundled)",
             shared_encoder=args.encoder == "shared",
+            subset=args.corpus == "scifact" and args.docs is not None,
         )
 
     def identity(self) -> dict[str, Any]:

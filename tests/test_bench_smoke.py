@@ -130,6 +130,25 @@ def test_the_cache_encodes_each_text_list_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.data
+def test_a_peers_run_on_part_of_scifact_is_named_apart_from_the_whole(data_dir: Path) -> None:
+    """`bench peers --docs 1024` wrote peers.json, over the whole corpus's committed table."""
+    from bench.peers import result_name
+    from bench.peers_data import Bench
+
+    _require(data_dir)
+    names = {}
+    for extra in ([], ["--docs", "300"], ["--docs", "300", "--encoder", "shared"]):
+        args = build_parser().parse_args(["peers", "--data", str(data_dir), *extra])
+        bench = Bench.load(data_dir, args)
+        names[" ".join(extra)] = (result_name(bench), len(bench.doc_ids))
+    assert names[""] == ("peers", 5183)
+    subset = names["--docs 300"][1]
+    assert subset < 5183
+    assert names["--docs 300"][0] == f"peers_scifact_{subset}"
+    assert names["--docs 300 --encoder shared"][0] == f"peers_shared_scifact_{subset}"
+
+
+@pytest.mark.data
 @pytest.mark.slow
 def test_peers_smoke_measures_ours_and_each_installed_peer(tmp_path: Path, data_dir: Path) -> None:
     """`python -m bench peers --smoke`: ours over HTTP and in process; each peer whose venv exists
@@ -365,6 +384,7 @@ def test_encoders_smoke_compares_backends_in_one_run(tmp_path: Path, data_dir: P
     for row in rows:
         assert min(row["sentences"]) > 0 and min(row["abstracts"]) > 0
         assert min(row["p50_ms"]) > 0 and min(row["p50_ms"]) <= max(row["p95_ms"])
+        assert min(row["paused_p50_ms"]) > 0
         assert 50 < row["stsb_spearman"] <= 100 and 0 < row["scifact_ndcg"] <= 100
     assert "| onnx-int8 |" in (tmp_path / "encoders.md").read_text(encoding="utf-8")
 

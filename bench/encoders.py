@@ -3,7 +3,9 @@
 Every backend encodes the same texts in the same run, interleaved in rounds (backend A, B, C,
 then again), since the machine's speed drifts by ±15 % over an hour; medians and ranges over
 the rounds. Speed: Reuters sentences (about 34 tokens) and SciFact abstracts (title + text, most
-cut at 256 tokens), and one sentence per call. Quality, once per backend: STS-B test Spearman of
+cut at 256 tokens), and one sentence per call, back to back and after an idle pause (a server's
+encoder waits between one client's queries: the next one encodes slower than back to back).
+Quality, once per backend: STS-B test Spearman of
 raw cosine, SciFact nDCG@10 of exact raw cosine over the whole corpus (the test queries), and
 agreement: the cosine of each sentence and abstract vector to the first backend's. No embedding
 cache: encoding is what is measured.
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 SENTENCES = 3000
 ABSTRACTS = 500
 LATENCY_CALLS = 200
+PAUSE_MS = 5.0  # about the gap a query's HTTP round trip leaves the server's encoder
 ROUNDS = 3
 SMOKE = {"sentences": 64, "abstracts": 16, "calls": 10, "pairs": 50, "docs": 60, "rounds": 1}
 
@@ -38,10 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, help="encoder threads (default: one per core)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved speed rounds")
+    parser.add_argument(
+        "--pause-ms", type=float, default=PAUSE_MS, help="idle pause before each paused call"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     ctx = context.from_args(args)
+    if args.pause_ms <= 0:
+        raise SystemExit(f"--pause-ms must be above 0 ms (got {args.pause_ms:g})")
     smoke = args.smoke
     sentences = data.load_reuters_sentences(
         ctx.root, limit=SMOKE["sentences"] if smoke else SENTENCES
@@ -57,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     load_seconds = {b: _seconds(lambda e=e: e.encode(["warm up"])) for b, e in encoders.items()}
     speed: dict[str, dict[str, list[float]]] = {b: {} for b in encoders}
     loads = []
-    for _ in range(rounds):
+    pauses = (0.0, args.pause_ms / 1000)
+    for round_ in range(rounds):
         loads.append(os.getloadavg()[0])
         for backend, encoder in encoders.items():
             figures = speed[backend]
@@ -67,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
             figures.setdefault("abstracts", []).append(
                 len(abstracts) / _seconds(lambda e=encoder: e.encode(abstracts))
             )
-            one = [1000 * _seconds(lambda e=encoder, t=t: e.encode([t])) for t in sentences[:calls]]
-            figures.setdefault("p50_ms", []).append(float(np.percentile(one, 50)))
-            figures.setdefault("p95_ms", []).append(float(np.percentile(one, 95)))
+            for pause in pauses if round_ % 2 == 0 else pauses[::-1]:
+                one = _one_text_ms(encoder, sentences[:calls], pause)
+                name = "paused_" if pause else ""
+                figures.setdefault(f"{name}p50_ms", []).append(float(np.percentile(one, 50)))
+                figures.setdefault(f"{name}p95_ms", []).append(float(np.percentile(one, 95)))
             log.info("%s: %s", backend, {k: round(v[-1], 1) for k, v in figures.items()})
     rows, reference = [], None
     for backend, encoder in encoders.items():
@@ -90,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         )
         log.info("%s quality: %s", backend, rows[-1])
     sizes = {"sentences": len(sentences), "abstracts": len(abstracts), "calls": calls}
+    sizes["pause_ms"] = args.pause_ms
     write(ctx.out, rows, args, sizes, loads, len(scifact.documents))
     return 0
 
@@ -98,6 +110,17 @@ def _seconds(work: Callable[[], Any]) -> float:
     started = time.perf_counter()
     work()
     return time.perf_counter() - started
+
+
+def _one_text_ms(encoder: Encoder, texts: Sequence[str], pause: float) -> list[float]:
+    """Milliseconds to encode each text alone, the calling thread sleeping `pause` seconds
+    before each call (0: back to back)."""
+    times = []
+    for text in texts:
+        if pause:
+            time.sleep(pause)
+        times.append(1000 * _seconds(lambda t=text: encoder.encode([t])))
+    return times
 
 
 def _stsb(encoder: Encoder, stsb: data.Stsb) -> float:
@@ -124,7 +147,7 @@ def _median(values: Sequence[float], digits: int = 0) -> str:
     return f"{middle} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], pause_ms: float) -> str:
     """The Markdown table of the backends' figures (also rendered into bench/README.md)."""
     first = rows[0]["backend"]
     return report.markdown_table(
@@ -133,6 +156,7 @@ def table(rows: list[dict]) -> str:
             "sentences/s",
             "abstracts/s",
             "p50 ms (one sentence)",
+            f"after {pause_ms:g} ms idle",
             "STS-B ×100",
             "SciFact nDCG@10 ×100",
             f"cosine to {first}: mean",
@@ -145,6 +169,7 @@ def table(rows: list[dict]) -> str:
                 _median(r["sentences"]),
                 _median(r["abstracts"], 1),
                 _median(r["p50_ms"], 1),
+                _median(r["paused_p50_ms"], 1),
                 f"{r['stsb_spearman']:.2f}",
                 f"{r['scifact_ndcg']:.2f}",
                 f"{r['cosine_to_first_mean']:.5f}",
@@ -173,12 +198,14 @@ def write(
         f"average {shown} at the start of each round. Speed: the first {sizes['sentences']} "
         f"Reuters sentences and the first {sizes['abstracts']} SciFact abstracts, batch "
         f"{args.batch_size} (at most `TOKEN_BUDGET` tokens a batch on the exported backends); "
-        f"one sentence per call, {sizes['calls']} calls. STS-B: Spearman × 100 of raw cosine on "
+        f"one sentence per call, {sizes['calls']} calls back to back and {sizes['calls']} with the "
+        f"thread idle {sizes['pause_ms']:g} ms before each (which comes first alternates by "
+        "round). STS-B: Spearman × 100 of raw cosine on "
         f"the test pairs. SciFact: nDCG@10 × 100 of exact raw cosine over all {corpus} "
         f"abstracts, test queries. Agreement: cosine of each sentence and abstract vector to the "
         f"{first} backend's. First load: model load, plus the ONNX export where the cache had "
         "none.\n\n"
-        f"{table(rows)}\n"
+        f"{table(rows, sizes['pause_ms'])}\n"
     )
     report.write_json(
         os.path.join(out, "encoders.json"),

@@ -199,7 +199,7 @@ def speed_backends(results: Path) -> str:
 
 def encoders(results: Path) -> str:
     figures = load(results, "encoders.json")
-    return encoders_table(figures["rows"])
+    return encoders_table(figures["rows"], figures["sizes"]["pause_ms"])
 
 
 def peers(name: str) -> Renderer:

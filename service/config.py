@@ -32,9 +32,10 @@ QUERY_BATCH_MS_BY_BACKEND = {"torch": 2.0, "onnx": 0.0, "openvino": 0.0, "onnx-i
 """Measured with 16 concurrent clients (README): batching pays only where a forward pass has a
 large fixed cost (torch); ONNX Runtime has almost none, so a batch only adds padding."""
 INGEST_BACKEND_BY_BACKEND: dict[str, Backend] = {"onnx": "openvino"}
-"""Measured here (README's encoders table, issue 14): OpenVINO runs the same ONNX export faster
-on long texts in bulk, but answered one query over HTTP slower than ONNX Runtime; so an `onnx`
-server ingests through `openvino` (the same vectors) and answers queries through `onnx`."""
+"""Measured (README's encoders paragraph, issue 14): OpenVINO ran the same ONNX export faster on
+long texts in bulk on two of the three hosts measured (level on the third), but answered one
+query over HTTP slower than ONNX Runtime; so an `onnx` server ingests through `openvino` (the
+same vectors) and answers queries through `onnx`."""
 MiB = 1024 * 1024
 
 
@@ -126,15 +127,16 @@ class ServerSettings(BaseSettings):
     backend: Backend = Field(
         DEFAULT_BACKEND,
         description="Encoder backend: `onnx` (ONNX Runtime fp32, the same vectors as `torch`, "
-        "faster), `openvino` (the same export run by OpenVINO: faster on long texts in bulk), "
-        "`torch` (sentence-transformers) or `onnx-int8` (faster still; slightly different "
-        "vectors, so its collections take no other backend).",
+        "faster), `openvino` (the same export run by OpenVINO: faster on long texts in bulk on "
+        "two of the three hosts measured), `torch` (sentence-transformers) or `onnx-int8` "
+        "(faster still; slightly different vectors, so its collections take no other backend).",
     )
     ingest_backend: Backend | None = Field(
         None,
         description="Encoder backend of ingest jobs (bulk encoding). None: `openvino` where "
-        "`backend` is `onnx` (the same vectors, faster on long texts in bulk), else `backend`. "
-        "Its vectors must compare with `backend`'s (the fp32 backends all do).",
+        "`backend` is `onnx` (the same vectors; faster on long texts in bulk on two of the "
+        "three hosts measured), else `backend`. Its vectors must compare with `backend`'s (the "
+        "fp32 backends all do).",
     )
     model_cache_dir: Path | None = Field(
         None,

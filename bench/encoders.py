@@ -5,10 +5,9 @@ then again), since the machine's speed drifts by ±15 % over an hour; medians an
 the rounds. Speed: Reuters sentences (about 34 tokens) and SciFact abstracts (title + text, most
 cut at 256 tokens), and one sentence per call, back to back and after an idle pause (a server's
 encoder waits between one client's queries: the next one encodes slower than back to back).
-Quality, once per backend: STS-B test Spearman of
-raw cosine, SciFact nDCG@10 of exact raw cosine over the whole corpus (the test queries), and
-agreement: the cosine of each sentence and abstract vector to the first backend's. No embedding
-cache: encoding is what is measured.
+Quality, once per backend: STS-B test Spearman of raw cosine, SciFact nDCG@10 of exact raw
+cosine over the whole corpus (the test queries), and agreement: the cosine of each sentence and
+abstract vector to the first backend's. No embedding cache: encoding is what is measured.
 """
 
 import argparse
@@ -100,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         log.info("%s quality: %s", backend, rows[-1])
-    sizes = {"sentences": len(sentences), "abstracts": len(abstracts), "calls": calls}
-    sizes["pause_ms"] = args.pause_ms
+    sizes = {"sentences": len(sentences), "abstracts": len(abstracts), "calls": calls,
+             "pause_ms": args.pause_ms}  # fmt: skip
     write(ctx.out, rows, args, sizes, loads, len(scifact.documents))
     return 0
 

@@ -3,8 +3,8 @@
 Four backends run the same model: `torch` (sentence-transformers itself), `onnx` (the model
 exported once to ONNX and run by ONNX Runtime: same vectors, faster, starts without torch),
 `openvino` (the same export run by OpenVINO: same vectors, faster on long texts on two of the
-three hosts measured) and
-`onnx-int8` (the export quantised to int8: faster still, vectors slightly different).
+three hosts measured) and `onnx-int8` (the export quantised to int8: faster still, vectors
+slightly different).
 """
 
 import hashlib

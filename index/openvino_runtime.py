@@ -1,8 +1,8 @@
 """The exported ONNX graph run by OpenVINO: the same graph, tokenizer and vectors as the `onnx`
-backend (fp32 throughout: cosine to torch ≥ 0.99999). It encoded abstracts faster
-than ONNX Runtime in bulk on two of the three hosts measured (57.6 against 48.0 and 38.1 against
-32.1 a second) and level on the third (31.2 against 32.5; bench/results/encoders.md, README), so
-a server on `onnx` runs its ingest jobs on it (`INGEST_BACKEND`: the same vectors); on sentences
+backend (fp32 throughout: cosine to torch ≥ 0.99999). It encoded abstracts faster than ONNX
+Runtime in bulk on two of the three hosts measured (57.6 against 48.0 and 38.1 against 32.1 a
+second) and level on the third (31.2 against 32.5; bench/results/encoders.md, README), so a
+server on `onnx` runs its ingest jobs on it (`INGEST_BACKEND`: the same vectors); on sentences
 the single runs of bench/results/speed_10000_*.json do not separate the two.
 """
 

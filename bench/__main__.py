@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from bench import report
+from index.encoder import DEFAULT_BATCH_SIZE
 
 BENCHMARKS = {
     "quality": "bench.quality",
@@ -63,7 +64,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="sentence-transformers model (default: the bundled all-MiniLM-L6-v2)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"texts per forward pass (default {DEFAULT_BATCH_SIZE}, as the library and server)",
+    )
     parser.add_argument("--cache-dir", help="embedding cache folder (default bench/.cache)")
     parser.add_argument("--no-cache", action="store_true", help="always encode, store nothing")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")

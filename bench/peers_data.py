@@ -132,6 +132,13 @@ class Bench:
         }
 
     @property
+    def deadline_seconds(self) -> float:
+        """How long one system's ingest or driver may run before it counts as hung: an hour, or
+        more for a large corpus (5 documents/s: Chroma's own function took over an hour on
+        100,000 Reuters sentences on one host, and a flat hour failed its pass)."""
+        return max(3600.0, len(self.doc_ids) / 5)
+
+    @property
     def labelled(self) -> bool:
         """Judged by people (SciFact), rather than by exact search (Reuters)."""
         return self.corpus == "scifact"

@@ -131,7 +131,12 @@ def run_driver(
     started = time.perf_counter()
     with logged.open("wb") as output:
         status = subprocess.run(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=3600, check=False
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=bench.deadline_seconds,
+            check=False,
         ).returncode
     if status != 0:
         tail = logged.read_text(encoding="utf-8", errors="replace")[-3000:]

@@ -93,7 +93,9 @@ def _ingest(bench: Bench, client: httpx.Client) -> tuple[float, dict[str, float]
     accepted = _check(
         client.post(f"/collections/{COLLECTION}/ingest", json={"documents": documents})
     )
-    job = wait_job(client, accepted["job"]["id"], timeout=3600, interval=POLL_SECONDS)
+    job = wait_job(
+        client, accepted["job"]["id"], timeout=bench.deadline_seconds, interval=POLL_SECONDS
+    )
     ingest_seconds = time.perf_counter() - started
     if job["state"] != "done":
         raise RuntimeError(f"ours: ingest job failed: {job}")

@@ -3,8 +3,9 @@
 A run of 100,000 sentences takes hours (each system ingests them three times), longer than a
 machine is often free: after every system's pass its rows go to `<result>.partial.json`
 (replaced whole, so a kill leaves the last complete one), and `--resume` starts from there,
-skipping the passes it holds. The run's identity (corpus, sizes, model, encoder, repeats) must
-match, so a partial file never mixes two kinds of run; the final result file replaces it.
+skipping the passes it holds and trying a failed peer again. The run's identity (corpus,
+sizes, model, encoder, repeats, host) must match, so a partial file never mixes two kinds of
+run or two machines; the final result file replaces it.
 """
 
 import json
@@ -24,10 +25,12 @@ class Passes:
     path: Path
     identity: dict[str, Any]
     """What a resumed run must share with the partial file it continues (corpus, sizes, model,
-    encoder, repeats, chunk)."""
+    encoder, repeats, chunk, host)."""
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
-    """Peer name -> why its pass failed: it is not run again, in this run or a resumed one."""
+    """Peer name -> why its pass failed in this run, which does not run it again. A resumed run
+    starts with none and tries the peer again: what failed may be fixed by then (a pass that
+    outran the harness's deadline, `Bench.deadline_seconds`)."""
     loads: list[list[float]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
 
@@ -51,7 +54,7 @@ class Passes:
             path,
             identity,
             kept["rows"],
-            kept["failures"],
+            {},
             kept["loads"] + fresh["loads"],
             kept["started"] + fresh["started"],
         )

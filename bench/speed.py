@@ -35,7 +35,6 @@ from bench.speed_plan import (
     SMOKE,
     Plan,
     bare_encoder,
-    batch_size,
     batching_configs,
     describe_batching,
     server_default,
@@ -89,7 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip timing the compression report with its default settings (issue 8's check)",
     )
     parser.add_argument("--work-dir", help="where the temporary data directory goes")
-    parser.set_defaults(batch_size=None)  # None: the server's own default, for both sides
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,7 +121,7 @@ def measure(
         "size": size,
         "smoke": bool(args.smoke),
         "model": encoder.model_id,
-        "batch_size": batch_size(args),
+        "batch_size": args.batch_size,
         "ingest_chunk": server_default("ingest_chunk"),
         "backend": args.backend,
         "backend_used": args.backend or server_default("backend"),

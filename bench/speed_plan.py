@@ -46,20 +46,15 @@ def server_default(name: str) -> Any:
     return ServerSettings.model_fields[name].default
 
 
-def batch_size(args: argparse.Namespace) -> int:
-    """`--batch-size`, else the server's default: bare encode and the server use the same."""
-    return int(args.batch_size or server_default("batch_size"))
-
-
 def bare_encoder(args: argparse.Namespace) -> Encoder:
     """The encoder the server runs: same model, batch size and backend."""
     backend = args.backend or server_default("backend")
-    return Encoder(args.model, batch_size=batch_size(args), backend=backend)
+    return Encoder(args.model, batch_size=args.batch_size, backend=backend)
 
 
 def server_settings(args: argparse.Namespace, batch_ms: float | None) -> dict[str, Any]:
     """WHITENED_SEARCH_* of the child: only what this run sets, so older servers still start."""
-    settings: dict[str, Any] = {"batch_size": batch_size(args), "max_body_bytes": 512 * report.MiB}
+    settings: dict[str, Any] = {"batch_size": args.batch_size, "max_body_bytes": 512 * report.MiB}
     if args.model:
         settings["model"] = args.model
     if args.backend:

@@ -304,6 +304,47 @@ def test_a_killed_peers_run_resumes_from_its_kept_pass(tmp_path: Path, data_dir:
     assert f"resumed {figures['started'][1]}" in (tmp_path / "peers_reuters_150.md").read_text()
 
 
+def test_a_resumed_peers_run_tries_a_failed_peer_again(tmp_path: Path) -> None:
+    """Chroma's first pass on 100,000 Reuters sentences outran the harness's flat hour and was
+    kept as failed, so every resumed run skipped it for good: resumed, a failed peer runs again
+    (the run that saw it fail does not run it again), the kept passes stay done."""
+    from bench.peers_passes import Passes
+
+    path = tmp_path / "peers_reuters_100000.partial.json"
+    identity = {"corpus": "reuters", "documents": 100_000, "repeats": 3}
+    run = Passes.begin(path, identity, resume=False)
+    run.add([{"repetition": 1, "run": "ours", "query_ms_p50": 6.8}])
+    run.fail("chroma", "chroma failed: timed out after 3600 s")
+    resumed = Passes.begin(path, identity, resume=True)
+    assert resumed.done(1, "ours") and not resumed.done(1, "chroma")
+    assert resumed.failures == {}
+    assert resumed.rows == run.rows
+
+
+def test_a_peers_pass_on_100000_sentences_may_outlast_an_hour() -> None:
+    """Each system's pass had a flat hour: Chroma's own function needed more on 100,000 Reuters
+    sentences on one host (it encodes every sentence padded to 256 tokens), so its pass failed.
+    The deadline grows with the corpus, down to 5 documents/s, and stays an hour for SciFact."""
+    from bench.peers_data import Bench
+
+    def bench(documents: int) -> Bench:
+        ids = [str(i) for i in range(documents)]
+        return Bench("reuters", ids, ids, [], [], smoke=False, model="m", model_name="m")
+
+    assert bench(100_000).deadline_seconds >= 100_000 / 5 > 3600
+    assert bench(5_183).deadline_seconds == 3600
+
+
+def test_every_benchmark_encodes_at_the_servers_batch_size() -> None:
+    """bench's `--batch-size` defaulted to 64 while the library, the server and every command in
+    the READMEs use 32: `bench encoders` without the flag measured another batch than served."""
+    from service.config import ServerSettings
+
+    served = ServerSettings.model_fields["batch_size"].default
+    for name in ("encoders", "quality", "compression", "speed", "peers"):
+        assert build_parser().parse_args([name]).batch_size == served, name
+
+
 def test_a_peer_without_its_environment_is_skipped_with_the_setup_command(tmp_path: Path) -> None:
     from bench.peers import PEERS
 

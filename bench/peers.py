@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:  # the others still count
                     log.error("%s failed: %s", peer.name, exc)
                     lines = str(exc).strip().splitlines() or [type(exc).__name__]
-                    passes.fail(peer.name, f"{peer.name} failed: {lines[0]} … {lines[-1]}")
+                    passes.failures[peer.name] = f"{peer.name} failed: {lines[0]} … {lines[-1]}"
         passes.loads.append(list(os.getloadavg()))
         write(bench, passes, [*missing, *passes.failures.values()], out)
         passes.finish()

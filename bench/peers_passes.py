@@ -28,8 +28,8 @@ class Passes:
     encoder, repeats, chunk, host)."""
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
-    """Peer name -> why its pass failed in this run, which does not run it again. A resumed run
-    starts with none and tries the peer again: what failed may be fixed by then (a pass that
+    """Peer name -> why its pass failed in this run, which does not run it again. Not kept on
+    disk: a resumed run tries the peer again, as what failed may be fixed by then (a pass that
     outran the harness's deadline, `Bench.deadline_seconds`)."""
     loads: list[list[float]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
@@ -54,9 +54,8 @@ class Passes:
             path,
             identity,
             kept["rows"],
-            {},
-            kept["loads"] + fresh["loads"],
-            kept["started"] + fresh["started"],
+            loads=kept["loads"] + fresh["loads"],
+            started=kept["started"] + fresh["started"],
         )
 
     def done(self, repetition: int, system: str) -> bool:
@@ -67,10 +66,6 @@ class Passes:
         self.rows += rows
         self._save()
 
-    def fail(self, system: str, why: str) -> None:
-        self.failures[system] = why
-        self._save()
-
     def finish(self) -> None:
         """The result file is written: the partial one has served."""
         self.path.unlink(missing_ok=True)
@@ -79,7 +74,6 @@ class Passes:
         kept = {
             "identity": self.identity,
             "rows": self.rows,
-            "failures": self.failures,
             "loads": self.loads,
             "started": self.started,
         }

@@ -109,19 +109,28 @@ def _when(figures: dict[str, Any]) -> str:
     return f"{resumed}finished {figures['finished']}{took}"
 
 
+def _order(passes: Sequence[Row]) -> str:
+    """The order the passes ran: one order repeated, or, where a resumed run tried a failed
+    pass again after the others of its repetition, each pass in turn."""
+    ran = [(row["repetition"], row["run"]) for row in passes]
+    first = [run for repetition, run in ran if repetition == ran[0][0]]
+    if all(run == first[index % len(first)] for index, (_, run) in enumerate(ran)):
+        return f"interleaved ({', '.join(first)}, then again)"
+    return "interleaved, in this order: " + ", ".join(f"{run} {rep}" for rep, run in ran)
+
+
 def header(figures: dict[str, Any]) -> str:
     passes = _one_per_pass(figures["rows"])
     starts = [row["load_average_start"][0] for row in passes]
-    systems = list(dict.fromkeys(row["run"] for row in passes))
     cores = figures["cores"]
     loaded = sum(load > cores for load in starts)
     text = (
         f"{'**SMOKE RUN: numbers not meaningful.** ' if figures['smoke'] else ''}"
         f"{_corpus(figures)}, one query at a time, top 10; model {figures['model']}, "
         f"{encoders(figures)}; ingest in chunks of {figures['chunk']}. {figures['repeats']} "
-        f"repetition{'s' if figures['repeats'] > 1 else ''}, interleaved "
-        f"({', '.join(systems)}, then again), each pass from an empty directory; cells are the "
-        f"median (min–max) over the passes. Load average (1 min) at the start of each pass: "
+        f"repetition{'s' if figures['repeats'] > 1 else ''}, {_order(passes)}, each pass "
+        "from an empty directory; cells are the median (min–max) over the passes. Load "
+        "average (1 min) at the start of each pass: "
         f"{', '.join(f'{load:.1f}' for load in starts)} on {cores} cores; "
         f"{_when(figures)}. {report.cpu(figures)}"
     )

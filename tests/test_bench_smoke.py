@@ -321,6 +321,26 @@ def test_a_resumed_peers_run_tries_a_failed_peer_again(tmp_path: Path) -> None:
     assert resumed.rows == run.rows
 
 
+def test_a_peers_header_names_the_order_the_passes_really_ran() -> None:
+    """Chroma's first pass on 100,000 Reuters sentences failed and ran again on resume, after
+    Qdrant Edge's first: the header still said "interleaved (ours, txtai, lancedb, qdrant,
+    qdrant-edge, chroma, then again)" while the later repetitions ran Chroma second."""
+    from bench.peers_report import header
+
+    def figures(ran: list[tuple[int, str]]) -> dict[str, object]:
+        rows = [{"repetition": rep, "run": run, "load_average_start": [1.0]} for rep, run in ran]
+        return {"corpus_description": "c", "model": "m", "chunk": 1, "repeats": 2,
+                "cores": 2, "finished": "f", "peak_rss": "VmHWM", "smoke": False,
+                "rows": rows}  # fmt: skip
+
+    plain = [(1, "ours"), (1, "chroma"), (1, "qdrant"), (2, "ours"), (2, "chroma"), (2, "qdrant")]
+    assert "interleaved (ours, chroma, qdrant, then again)" in header(figures(plain))
+    retried = [(1, "ours"), (1, "qdrant"), (1, "chroma"), (2, "ours"), (2, "chroma")]
+    text = header(figures(retried))
+    assert "then again" not in text
+    assert "in this order: ours 1, qdrant 1, chroma 1, ours 2, chroma 2," in text
+
+
 def test_a_peers_pass_on_100000_sentences_may_outlast_an_hour() -> None:
     """Each system's pass had a flat hour: Chroma's own function needed more on 100,000 Reuters
     sentences on one host (it encodes every sentence padded to 256 tokens), so its pass failed.
